@@ -1,0 +1,50 @@
+"""Launch the vla_stack node graph on a ROS 2 install.
+
+    ros2 launch vla_bringup robot.launch.py robot:=so101 mode:=cameras sim:=true
+
+The nodes come from vla_bringup.graph, the same description that `vla bringup` runs.
+"""
+
+from launch.actions import DeclareLaunchArgument
+from launch.actions import OpaqueFunction
+from launch.actions import Shutdown
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+from vla_bringup.graph import GRAPH_ARGUMENTS
+from vla_bringup.graph import build_graph
+from vla_bringup.graph import parse_arguments
+
+
+def launch_nodes(context, *args, **kwargs):
+    """Evaluate the launch arguments and return one launch_ros Node per graph node."""
+    values = {p.name: LaunchConfiguration(p.name).perform(context) for p in GRAPH_ARGUMENTS}
+    return [
+        Node(
+            package=spec.package,
+            executable=spec.executable,
+            name=spec.name,
+            parameters=[spec.parameters],
+            remappings=list(spec.remappings),
+            output='screen',
+            on_exit=Shutdown(reason=f'required node {spec.name} exited')
+            if spec.required
+            else None,
+        )
+        for spec in build_graph(**parse_arguments(values))
+    ]
+
+
+def generate_launch_description():
+    arguments = [
+        DeclareLaunchArgument(
+            p.name,
+            default_value=str(p.default).lower()
+            if isinstance(p.default, bool)
+            else str(p.default),
+            description=p.description,
+        )
+        for p in GRAPH_ARGUMENTS
+    ]
+    return LaunchDescription([*arguments, OpaqueFunction(function=launch_nodes)])

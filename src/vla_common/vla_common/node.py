@@ -1,0 +1,97 @@
+"""The ROS side shared by every node: parameter declaration and the `main()` wrapper."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from vla_common.errors import EXIT_CONFIG_ERROR
+from vla_common.errors import EXIT_DEVICE_ERROR
+from vla_common.errors import ConfigError
+from vla_common.errors import DeviceError
+from vla_common.params import Param
+from vla_common.params import resolve
+
+
+class VlaNode(Node):
+    """A Node that can ask `run_node` to stop with an exit code and a reason."""
+
+    exit_code: int | None = None
+
+    def request_exit(self, code: int, reason: str) -> None:
+        """Stop spinning; `run_node` logs `reason` and returns `code`."""
+        if code:
+            self.get_logger().error(reason)
+        else:
+            self.get_logger().info(reason)
+        self.exit_code = code
+
+
+def declare_parameters(node: Node, table: Iterable[Param]) -> dict[str, Any]:
+    """Declare the table's parameters on `node` and return their checked values.
+
+    Parameters are declared with dynamic typing so that the table's own check (with a message
+    naming the parameter) runs instead of rclpy's type exception.
+    """
+    table = list(table)
+    descriptor = {
+        p.name: ParameterDescriptor(description=p.description, dynamic_typing=True) for p in table
+    }
+    node.declare_parameters('', [(p.name, p.default, descriptor[p.name]) for p in table])
+    values = {p.name: node.get_parameter(p.name).value for p in table}
+    # rclpy silently ignores overrides that nothing declares; a typo in a parameter file
+    # ("fsp: 30") must not run with the default. There is no public API for the overrides.
+    overrides = getattr(node, '_parameter_overrides', {})
+    values.update({name: o.value for name, o in overrides.items() if not node.has_parameter(name)})
+    return resolve(table, values)
+
+
+def run_node(make_node: Callable[[], VlaNode], args: list[str] | None = None) -> int:
+    """Init rclpy, build the node, spin until Ctrl-C or `request_exit`, and return an exit code.
+
+    Start-up failures (malformed parameter file, bad parameter, missing device) end the process
+    with one line on stderr, `<program>: error: <what is wrong>`, and a non-zero code.
+    """
+    program = os.path.basename(sys.argv[0]) or 'node'
+
+    def fail(code: int, what: str) -> int:
+        print(f'{program}: error: {what}', file=sys.stderr, flush=True)
+        return code
+
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # rclpy raises RCLError for a malformed --params-file
+        return fail(EXIT_CONFIG_ERROR, _first_line(f'cannot start ROS: {exc}'))
+    node = None
+    try:
+        node = make_node()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and node.exit_code is None:
+            executor.spin_once(timeout_sec=0.1)
+        return node.exit_code or 0
+    except (ConfigError, ParameterException) as exc:
+        return fail(EXIT_CONFIG_ERROR, _first_line(str(exc)))
+    except DeviceError as exc:
+        return fail(EXIT_DEVICE_ERROR, _first_line(str(exc)))
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text

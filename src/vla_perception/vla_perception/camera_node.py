@@ -1,0 +1,112 @@
+"""Camera node: publishes camera/<name>/image_raw (rgb8) and camera_info, stamped at capture.
+
+Thin ROS adapter over vla_perception.camera: the capture loop runs in its own thread (a
+frame is published from there as soon as it is read); a 1 Hz timer publishes diagnostics.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import KeyValue
+from sensor_msgs.msg import CameraInfo
+from sensor_msgs.msg import Image
+
+from vla_common.node import VlaNode
+from vla_common.node import declare_parameters
+from vla_common.node import run_node
+from vla_common.qos import IMAGE_QOS
+from vla_common.qos import STATE_QOS
+from vla_perception.camera import PARAMETERS
+from vla_perception.camera import CameraConfig
+from vla_perception.camera import CaptureLoop
+from vla_perception.camera import SourceKind
+from vla_perception.image_conversion import numpy_to_image
+from vla_perception.sources import make_source
+
+
+class CameraNode(VlaNode):
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None  # destroy_node may run after a failed start
+        super().__init__('camera')
+        self.config = CameraConfig.from_params(declare_parameters(self, PARAMETERS))
+        topic = f'camera/{self.config.name}'
+        self._image_pub = self.create_publisher(Image, f'{topic}/image_raw', IMAGE_QOS)
+        self._info_pub = self.create_publisher(CameraInfo, f'{topic}/camera_info', STATE_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, 'diagnostics', STATE_QOS)
+        self._camera_info = self._make_camera_info()
+        self._loop = CaptureLoop(
+            self.config, make_source(self.config), self._publish_frame, self._on_end
+        )
+        self._loop.open()  # raises DeviceError: the node exits with a clear line
+        self._thread = threading.Thread(target=self._loop.run, name='capture', daemon=True)
+        self._thread.start()
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f'publishing {topic}/image_raw {self.config.width}x{self.config.height} rgb8 at '
+            f'{self.config.fps:g} fps from {self.config.source.value}'
+        )
+
+    def _publish_frame(self, frame: np.ndarray) -> None:
+        stamp = self.get_clock().now().to_msg()  # right after the read: the capture time
+        image = numpy_to_image(frame, 'rgb8', Image())
+        image.header.stamp = stamp
+        image.header.frame_id = self.config.frame_id
+        try:
+            self._image_pub.publish(image)
+            self._camera_info.header.stamp = stamp
+            self._info_pub.publish(self._camera_info)
+        except Exception:  # rclpy raises RCLError once the context is shut down
+            if self.context.ok():
+                raise
+            self._loop.stop()  # Ctrl-C shut ROS down while this frame was in flight
+
+    def _make_camera_info(self) -> CameraInfo:
+        fx, fy, cx, cy = self.config.intrinsics()
+        info = CameraInfo()
+        info.header.frame_id = self.config.frame_id
+        info.width, info.height = self.config.width, self.config.height
+        info.distortion_model = 'plumb_bob'
+        info.d = [0.0] * 5
+        info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
+    def _publish_diagnostics(self) -> None:
+        health = self._loop.monitor.status(self._loop.clock())
+        status = DiagnosticStatus(
+            level=bytes([int(health.level)]),
+            name=f'{self.get_name()}: camera {self.config.name}',
+            message=health.message,
+            hardware_id=self._hardware_id(),
+            values=[KeyValue(key=k, value=v) for k, v in health.values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+    def _hardware_id(self) -> str:
+        if self.config.source is SourceKind.V4L2:
+            return self.config.device
+        return self.config.path or self.config.source.value
+
+    def _on_end(self) -> None:
+        self.request_exit(0, f'video file {self.config.path!r} ended')
+
+    def destroy_node(self) -> None:
+        if self._thread is not None:
+            self._loop.stop()
+            self._thread.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(CameraNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The VLA model, inference engine, checkpoints, training and the policy node (no code yet)."""

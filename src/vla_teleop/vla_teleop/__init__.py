@@ -1,0 +1,1 @@
+"""Leader-follower teleoperation, the episode recorder and dataset writers (no code yet)."""
