@@ -299,8 +299,7 @@ class CaptureLoop:
     def _close(self, why: str) -> None:
         self.monitor.record_failure(f'closed: {why}')
         self.source.close()
-        self._is_open = False
-        self._previous = None
+        self._is_open = False  # keep _previous: a reopened device repeating it is still frozen
 
     def _reopen(self) -> bool:
         if self._stop.wait(self._backoff.next_delay()):

@@ -1,0 +1,172 @@
+"""Fixtures for tests that start real nodes as processes and talk to them over DDS.
+
+    def test_camera(launch_node, ros):
+        images = ros.subscribe(Image, 'camera/front/image_raw', IMAGE_QOS)
+        launch_node('vla_perception', 'camera_node', params={'name': 'front'})
+        ros.wait_for(lambda: len(images) >= 3, timeout=10, what='3 images')
+
+Every test run gets its own ROS_DOMAIN_ID, discovery limited to this host, and the Fast DDS
+LARGE_DATA transport (needed for images), set before anything imports rclpy.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+def pytest_configure(config):
+    # One domain per test run (and per xdist worker), so parallel runs never see each other.
+    os.environ['ROS_DOMAIN_ID'] = str(random.Random(os.getpid()).randint(1, 100))
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
+    os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+
+
+class Received(list):
+    """Messages of one subscription, with their arrival times (time.time())."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrival: list[float] = []
+        self.lock = threading.Lock()
+
+    def add(self, msg) -> None:
+        with self.lock:
+            self.arrival.append(time.time())
+            self.append(msg)
+
+
+class RosProbe:
+    """An in-process rclpy node, spun in a background thread, for the test to observe with."""
+
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f'test_probe_{os.getpid()}', context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def subscribe(self, msg_type, topic: str, qos) -> Received:
+        received = Received()
+        self.node.create_subscription(msg_type, topic, received.add, qos)
+        return received
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until `condition()` is true, or fail the test saying what did not happen."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if condition():
+                return
+            time.sleep(0.05)
+        pytest.fail(f'timed out after {timeout:g} s waiting for {what}')
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=2.0)
+
+
+@pytest.fixture
+def ros():
+    probe = RosProbe()
+    yield probe
+    probe.close()
+
+
+class NodeProcess:
+    """A node started as its own process; output goes to a log file the test can read."""
+
+    def __init__(self, command: list[str], log_path: Path, env: dict[str, str] | None = None):
+        self.command = command
+        self.log_path = log_path
+        self._log = log_path.open('w')
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})},
+        )  # fmt: skip
+
+    @property
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors='replace')
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f'{self.command[0]} did not exit within {timeout:g} s:\n{self.output}')
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+        """Send `sig` and wait; escalate to SIGKILL if the process does not exit."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def launch_node(tmp_path):
+    """Factory: launch_node(package, executable, name=..., params={...}) -> NodeProcess."""
+    from vla_bringup.graph import NodeSpec
+    from vla_bringup.runner import node_command
+
+    started: list[NodeProcess] = []
+
+    def launch(package: str, executable: str, name: str | None = None, params=None,
+               remappings=(), extra_args=(), params_file: Path | None = None) -> NodeProcess:  # fmt: skip
+        spec = NodeSpec(package, executable, name or executable, dict(params or {}), remappings)
+        if params_file is None:
+            params_file = tmp_path / f'{spec.name}.params.yaml'
+            params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': spec.parameters}}))
+        command = [*node_command(spec, params_file), *extra_args]
+        node = NodeProcess(command, tmp_path / f'{spec.name}.log')
+        started.append(node)
+        return node
+
+    yield launch
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+def run_command(tmp_path):
+    """Factory: run_command(argv, name) -> NodeProcess for CLIs such as `vla bringup`."""
+    started: list[NodeProcess] = []
+
+    def run(argv: list[str], name: str) -> NodeProcess:
+        process = NodeProcess(argv, tmp_path / f'{name}.log')
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        process.stop()
