@@ -141,8 +141,15 @@ def launch_node(tmp_path):
 
     started: list[NodeProcess] = []
 
-    def launch(package: str, executable: str, name: str | None = None, params=None,
-               remappings=(), extra_args=(), params_file: Path | None = None) -> NodeProcess:  # fmt: skip
+    def launch(
+        package: str,
+        executable: str,
+        name: str | None = None,
+        params=None,
+        remappings=(),
+        extra_args=(),
+        params_file: Path | None = None,
+    ) -> NodeProcess:
         spec = NodeSpec(package, executable, name or executable, dict(params or {}), remappings)
         if params_file is None:
             params_file = tmp_path / f'{spec.name}.params.yaml'

@@ -1,3 +1,4 @@
+import itertools
 import threading
 
 import cv2
@@ -128,7 +129,7 @@ def test_test_pattern_frames_have_the_configured_size_and_all_differ():
     source.open()
     frames = [source.read() for _ in range(50)]
     assert all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in frames)
-    assert all(not np.array_equal(a, b) for a, b in zip(frames, frames[1:], strict=False))
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(frames))
 
 
 def test_video_file_plays_once_then_ends(tmp_path):

@@ -69,7 +69,7 @@ def test_receive_path_does_not_copy():
 def test_unsupported_encoding_names_the_supported_ones():
     msg = SimpleNamespace(height=1, width=1, encoding='yuv422', is_bigendian=0, step=2, data=b'ab')
     with pytest.raises(
-        UnsupportedEncodingError, match="unsupported image encoding 'yuv422'.*rgb8"
+        UnsupportedEncodingError, match=r"unsupported image encoding 'yuv422'.*rgb8"
     ):
         image_to_numpy(msg)
     with pytest.raises(UnsupportedEncodingError):
@@ -105,7 +105,7 @@ def test_numpy_that_does_not_match_the_encoding_is_rejected(pixels, encoding, me
 def test_to_rgb8_reorders_channels_and_expands_grey():
     rgb = _random_pixels('rgb8')
     np.testing.assert_array_equal(to_rgb8(rgb[:, :, ::-1], 'bgr8'), rgb)
-    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 7, np.uint8)], axis=2)
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 7, np.uint8)], axis=2)
     np.testing.assert_array_equal(to_rgb8(rgba, 'rgba8'), rgb)
     np.testing.assert_array_equal(to_rgb8(rgba[:, :, [2, 1, 0, 3]], 'bgra8'), rgb)
     grey16 = np.array([[0x1234, 0xFF00]], dtype=np.uint16)
