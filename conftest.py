@@ -105,9 +105,12 @@ class NodeProcess:
         self.log_path = log_path
         self._log = log_path.open('w')
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})},
-        )  # fmt: skip
+        )
 
     @property
     def output(self) -> str:

@@ -45,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         f'{p.name} (default {p.default}): {p.description}' for p in GRAPH_ARGUMENTS
     )
     bringup = commands.add_parser(
-        'bringup', help='run the node graph (same nodes as robot.launch.py)',
+        'bringup',
+        help='run the node graph (same nodes as robot.launch.py)',
         description=f'Run the node graph, one process per node. Arguments: {arguments_help}',
-    )  # fmt: skip
+    )
     bringup.add_argument('arguments', nargs='*', metavar='name:=value')
     bringup.add_argument('--duration', type=float, help='stop after this many seconds')
     bringup.add_argument('--dry-run', action='store_true', help='print the nodes, start nothing')

@@ -115,9 +115,15 @@ class GraphRunner:
         env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
         # Own session: a terminal Ctrl-C reaches only the runner, which stops nodes in order.
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True, text=True, errors='replace',
-        )  # fmt: skip
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            text=True,
+            errors='replace',
+        )
         running = _Running(spec, process)
         running.reader = threading.Thread(target=self._pump, args=(running,), daemon=True)
         running.reader.start()

@@ -16,8 +16,12 @@ TABLE = (
 
 def test_defaults_when_nothing_overridden():
     assert resolve(TABLE, {}) == {
-        'fps': 30.0, 'name': 'cam', 'loop': True, 'size': 4, 'joints': ['a'],
-    }  # fmt: skip
+        'fps': 30.0,
+        'name': 'cam',
+        'loop': True,
+        'size': 4,
+        'joints': ['a'],
+    }
 
 
 def test_int_accepted_for_float_and_converted():

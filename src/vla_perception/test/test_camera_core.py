@@ -135,8 +135,9 @@ def test_test_pattern_frames_have_the_configured_size_and_all_differ():
 def test_video_file_plays_once_then_ends(tmp_path):
     frames = distinct_frames(5)
     path = write_video(tmp_path / 'clip.mp4', frames)
-    source = make_source(CameraConfig(source='video_file', path=str(path), loop=False,
-                                      width=64, height=48))  # fmt: skip
+    source = make_source(
+        CameraConfig(source='video_file', path=str(path), loop=False, width=64, height=48)
+    )
     source.open()
     decoded = [source.read() for _ in range(5)]
     for got, expected in zip(decoded, frames, strict=True):

@@ -38,11 +38,18 @@ def test_test_pattern_images_and_camera_info(ros, launch_node):
     images = ros.subscribe(Image, 'camera/front/image_raw', IMAGE_QOS)
     infos = ros.subscribe(CameraInfo, 'camera/front/camera_info', STATE_QOS)
     diagnostics = ros.subscribe(DiagnosticArray, 'diagnostics', STATE_QOS)
-    launch_node('vla_perception', 'camera_node', name='cam_front',
-                params={'name': 'front', 'fps': 20.0, 'width': 320, 'height': 240})  # fmt: skip
+    launch_node(
+        'vla_perception',
+        'camera_node',
+        name='cam_front',
+        params={'name': 'front', 'fps': 20.0, 'width': 320, 'height': 240},
+    )
     ros.wait_for(lambda: len(images) >= 20, timeout=20, what='20 images')
-    ros.wait_for(lambda: any(s.message == 'streaming' for s in statuses(diagnostics)),
-                 timeout=5, what='an OK diagnostics status')  # fmt: skip
+    ros.wait_for(
+        lambda: any(s.message == 'streaming' for s in statuses(diagnostics)),
+        timeout=5,
+        what='an OK diagnostics status',
+    )
 
     first = images[0]
     assert (first.height, first.width, first.encoding) == (240, 320, 'rgb8')
@@ -70,9 +77,19 @@ def test_video_file_frames_are_published_in_order_and_loop(ros, launch_node, tmp
     colours = [np.full((48, 64, 3), 30 + 40 * i, np.uint8) for i in range(5)]
     path = write_video(tmp_path / 'five.mp4', colours, fps=20)
     images = ros.subscribe(Image, 'camera/clip/image_raw', IMAGE_QOS)
-    launch_node('vla_perception', 'camera_node', name='cam_clip',
-                params={'name': 'clip', 'source': 'video_file', 'path': path, 'fps': 20.0,
-                        'width': 64, 'height': 48})  # fmt: skip
+    launch_node(
+        'vla_perception',
+        'camera_node',
+        name='cam_clip',
+        params={
+            'name': 'clip',
+            'source': 'video_file',
+            'path': path,
+            'fps': 20.0,
+            'width': 64,
+            'height': 48,
+        },
+    )
     ros.wait_for(lambda: len(images) >= 15, timeout=20, what='15 frames of the looping video')
     means = [image_to_numpy(m).mean() for m in list(images)[:15]]
     indices = [int(np.argmin([abs(m - c.mean()) for c in colours])) for m in means]
@@ -87,9 +104,20 @@ def test_video_file_frames_are_published_in_order_and_loop(ros, launch_node, tmp
 def test_video_played_once_exits_cleanly(launch_node, tmp_path):
     frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(6)]
     path = write_video(tmp_path / 'six.mp4', frames, fps=30)
-    node = launch_node('vla_perception', 'camera_node', name='cam_once',
-                       params={'name': 'once', 'source': 'video_file', 'path': path,
-                               'loop': False, 'fps': 30.0, 'width': 64, 'height': 48})  # fmt: skip
+    node = launch_node(
+        'vla_perception',
+        'camera_node',
+        name='cam_once',
+        params={
+            'name': 'once',
+            'source': 'video_file',
+            'path': path,
+            'loop': False,
+            'fps': 30.0,
+            'width': 64,
+            'height': 48,
+        },
+    )
     assert node.wait_exit(timeout=20) == 0
     assert 'ended' in node.output
 
@@ -99,9 +127,20 @@ def test_frozen_stream_is_not_republished_and_reported(ros, launch_node, tmp_pat
     path = write_video(tmp_path / 'still.mp4', still, fps=30)
     images = ros.subscribe(Image, 'camera/still/image_raw', IMAGE_QOS)
     diagnostics = ros.subscribe(DiagnosticArray, 'diagnostics', STATE_QOS)
-    launch_node('vla_perception', 'camera_node', name='cam_still',
-                params={'name': 'still', 'source': 'video_file', 'path': path, 'fps': 30.0,
-                        'width': 64, 'height': 48, 'stale_timeout_s': 0.5})  # fmt: skip
+    launch_node(
+        'vla_perception',
+        'camera_node',
+        name='cam_still',
+        params={
+            'name': 'still',
+            'source': 'video_file',
+            'path': path,
+            'fps': 30.0,
+            'width': 64,
+            'height': 48,
+            'stale_timeout_s': 0.5,
+        },
+    )
 
     def error_status():
         return next((s for s in statuses(diagnostics) if s.level == b'\x02'), None)

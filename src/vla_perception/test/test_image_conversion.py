@@ -45,15 +45,22 @@ def test_row_padding_is_stripped():
     padded = np.zeros((4, 3 * 3 + 7), dtype=np.uint8)  # 9 bytes of pixels + 7 of padding
     padded[:, :9] = pixels.reshape(4, 9)
     padded[:, 9:] = 0xEE
-    msg = SimpleNamespace(height=4, width=3, encoding='rgb8', is_bigendian=0, step=16,
-                          data=padded.tobytes())  # fmt: skip
+    msg = SimpleNamespace(
+        height=4, width=3, encoding='rgb8', is_bigendian=0, step=16, data=padded.tobytes()
+    )
     np.testing.assert_array_equal(image_to_numpy(msg), pixels)
 
 
 def test_big_endian_mono16_is_read_by_value():
     values = np.array([[1, 256, 65535]], dtype=np.uint16)
-    msg = SimpleNamespace(height=1, width=3, encoding='mono16', is_bigendian=1, step=6,
-                          data=values.astype('>u2').tobytes())  # fmt: skip
+    msg = SimpleNamespace(
+        height=1,
+        width=3,
+        encoding='mono16',
+        is_bigendian=1,
+        step=6,
+        data=values.astype('>u2').tobytes(),
+    )
     result = image_to_numpy(msg)
     np.testing.assert_array_equal(result, values)
     assert result.dtype.isnative

@@ -64,9 +64,18 @@ class TestPatternSource(FrameSource):
     def open(self) -> None:
         height, width = self.config.height, self.config.width
         bars = np.array(
-            [[255, 255, 255], [255, 255, 0], [0, 255, 255], [0, 255, 0],
-             [255, 0, 255], [255, 0, 0], [0, 0, 255], [0, 0, 0]], dtype=np.uint8,
-        )  # fmt: skip
+            [
+                [255, 255, 255],
+                [255, 255, 0],
+                [0, 255, 255],
+                [0, 255, 0],
+                [255, 0, 255],
+                [255, 0, 0],
+                [0, 0, 255],
+                [0, 0, 0],
+            ],
+            dtype=np.uint8,
+        )
         columns = bars[(np.arange(2 * width) * len(bars) // width) % len(bars)]
         tile = np.repeat(columns[None, :, :], height, axis=0)
         ramp = (np.arange(height, dtype=np.uint16) * 255 // max(height - 1, 1)).astype(np.uint8)
