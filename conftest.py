@@ -114,7 +114,8 @@ class NodeProcess:
 
     @property
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors='replace')
 
     def wait_exit(self, timeout: float) -> int:
@@ -169,11 +170,11 @@ def launch_node(tmp_path):
 
 @pytest.fixture
 def run_command(tmp_path):
-    """Factory: run_command(argv, name) -> NodeProcess for CLIs such as `vla bringup`."""
+    """Factory: run_command(argv, name, env) -> NodeProcess for CLIs such as `vla bringup`."""
     started: list[NodeProcess] = []
 
-    def run(argv: list[str], name: str) -> NodeProcess:
-        process = NodeProcess(argv, tmp_path / f'{name}.log')
+    def run(argv: list[str], name: str, env: dict[str, str] | None = None) -> NodeProcess:
+        process = NodeProcess(argv, tmp_path / f'{name}.log', env)
         started.append(process)
         return process
 

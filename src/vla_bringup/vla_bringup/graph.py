@@ -7,6 +7,7 @@ No rclpy or launch imports here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -43,7 +44,9 @@ class NodeSpec:
 
 
 def config_dir() -> Path:
-    """The installed `share/vla_bringup/config`, or the source tree's `config/`."""
+    """$VLA_CONFIG_DIR, else the installed `share/vla_bringup/config`, else the source tree's."""
+    if os.environ.get('VLA_CONFIG_DIR'):
+        return Path(os.environ['VLA_CONFIG_DIR'])
     try:
         from ament_index_python.packages import get_package_share_directory
 

@@ -1,0 +1,80 @@
+"""`vla bringup` as a user runs it: real node processes, observed over DDS."""
+
+import os
+import re
+import shutil
+import signal
+import sys
+
+import pytest
+from sensor_msgs.msg import Image
+
+from vla_common.qos import IMAGE_QOS
+
+pytestmark = pytest.mark.ros
+
+
+def vla(*args):
+    return [sys.executable, '-m', 'vla_bringup.cli', *args]
+
+
+def started_pids(output):
+    return [int(pid) for pid in re.findall(r'\[vla\] started \S+ \(.*, pid (\d+)\)', output)]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_bringup_runs_the_camera_graph_and_stops_cleanly_on_ctrl_c(ros, run_command):
+    front = ros.subscribe(Image, 'camera/front/image_raw', IMAGE_QOS)
+    wrist = ros.subscribe(Image, 'camera/wrist/image_raw', IMAGE_QOS)
+    runner = run_command(vla('bringup', 'robot:=so101', 'sim:=true'), 'bringup')
+    ros.wait_for(lambda: len(front) >= 5 and len(wrist) >= 5, 30, 'images from both cameras')
+    pids = started_pids(runner.output)
+    assert len(pids) == 2
+    assert '[camera_front] ' in runner.output, 'node output is prefixed with the node name'
+
+    assert runner.stop(signal.SIGINT, timeout=15) == 0, runner.output
+    assert not [pid for pid in pids if alive(pid)], 'every node must be stopped'
+    assert '[vla] stopping' in runner.output
+
+
+def test_bringup_reports_which_required_node_failed_and_why(run_command, tmp_path):
+    (tmp_path / 'robots').mkdir()
+    (tmp_path / 'robots' / 'rig.yaml').write_text(
+        'cameras:\n'
+        '  ok: {source: test_pattern}\n'
+        '  top: {source: v4l2, device: /dev/video_nonexistent}\n'
+    )
+    runner = run_command(
+        vla('bringup', 'robot:=rig', 'sim:=false'),
+        'bringup',
+        env={'VLA_CONFIG_DIR': str(tmp_path)},
+    )
+    assert runner.wait_exit(30) == 1, runner.output
+    assert (
+        '[vla] error: required node camera_top (vla_perception/camera_node) failed: '
+        'device or input unavailable' in runner.output
+    )
+    assert "camera device '/dev/video_nonexistent' does not exist" in runner.output
+    pids = started_pids(runner.output)
+    assert len(pids) == 2
+    assert not [pid for pid in pids if alive(pid)], 'the healthy node is stopped too'
+
+
+def test_bringup_duration_and_config_errors(run_command):
+    bad = run_command(vla('bringup', 'robot:=ur5'), 'bad')
+    assert bad.wait_exit(20) == 2
+    assert "vla: error: unknown robot 'ur5'" in bad.output
+    timed = run_command(vla('bringup', '--duration', '2'), 'timed')
+    assert timed.wait_exit(30) == 0, timed.output
+    assert '[vla] 2 s elapsed, stopping' in timed.output
+
+
+def test_the_vla_console_script_is_installed():
+    assert shutil.which('vla'), 'scripts/setup.sh installs the vla command'
