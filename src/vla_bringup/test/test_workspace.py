@@ -1,0 +1,72 @@
+"""Workspace-wide rules: valid package manifests, working entry points, ROS-free cores."""
+
+import importlib
+import importlib.metadata
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from catkin_pkg.package import parse_package
+
+SRC = Path(__file__).resolve().parents[2]
+PACKAGES = sorted(p.name for p in SRC.iterdir() if (p / 'package.xml').is_file())
+PYTHON_PACKAGES = [p for p in PACKAGES if (SRC / p / 'setup.py').is_file()]
+# Modules that are the ROS side by design; every other module must import without rclpy.
+ROS_MODULES = {'vla_common.node', 'vla_common.qos'}
+
+
+def test_the_design_packages_exist():
+    expected = {'vla_msgs', 'vla_perception', 'vla_policy', 'vla_control', 'vla_teleop', 'vla_sim'}
+    assert expected | {'vla_bringup', 'vla_common'} == set(PACKAGES)
+
+
+@pytest.mark.parametrize('name', PACKAGES)
+def test_package_manifest_is_valid(name):
+    package = parse_package(str(SRC / name / 'package.xml'))
+    package.validate()
+    assert package.name == name
+    build_type = package.get_build_type()
+    assert build_type == ('ament_cmake' if name == 'vla_msgs' else 'ament_python')
+    assert (SRC / name / 'test').is_dir()
+    if build_type == 'ament_python':
+        assert (SRC / name / 'resource' / name).is_file()
+        assert f"package_name = '{name}'" in (SRC / name / 'setup.py').read_text()
+
+
+@pytest.mark.parametrize('name', PYTHON_PACKAGES)
+def test_console_scripts_resolve_to_callables(name):
+    scripts = [
+        ep
+        for ep in importlib.metadata.distribution(name).entry_points
+        if ep.group == 'console_scripts'
+    ]
+    declared = re.findall(r"'(\w+) = ", (SRC / name / 'setup.py').read_text())
+    assert sorted(ep.name for ep in scripts) == sorted(declared)
+    for entry_point in scripts:
+        assert callable(entry_point.load())
+
+
+@pytest.mark.parametrize('name', PYTHON_PACKAGES)
+def test_exec_depends_cover_the_python_packages_a_package_imports(name):
+    depends = {d.name for d in parse_package(str(SRC / name / 'package.xml')).exec_depends}
+    for path in (SRC / name / name).glob('*.py'):
+        imported = set(re.findall(r'^(?:from|import) (vla_\w+)', path.read_text(), re.M))
+        missing = {m for m in imported if m != name} - depends
+        assert not missing, f'{path.name} imports {missing}: add <exec_depend> to package.xml'
+
+
+def core_modules():
+    for name in PYTHON_PACKAGES:
+        for path in sorted((SRC / name / name).glob('*.py')):
+            module = f'{name}.{path.stem}'.removesuffix('.__init__')
+            if not path.stem.endswith('_node') and module not in ROS_MODULES:
+                yield module
+
+
+@pytest.mark.parametrize('module', list(core_modules()))
+def test_core_module_imports_without_rclpy(module):
+    code = f"import sys, {module}; sys.exit('rclpy' in sys.modules)"
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode == 0, f'{module} pulls in rclpy: {result.stderr}'
