@@ -5,8 +5,8 @@
         launch_node('vla_perception', 'camera_node', params={'name': 'front'})
         ros.wait_for(lambda: len(images) >= 3, timeout=10, what='3 images')
 
-Every test run gets its own ROS_DOMAIN_ID, discovery limited to this host, and the Fast DDS
-LARGE_DATA transport (needed for images), set before anything imports rclpy.
+Every test run gets its own ROS_DOMAIN_ID and the localhost Fast DDS profile (shared memory
+for large frames, loopback UDP for discovery), set before anything imports rclpy.
 """
 
 from __future__ import annotations
@@ -23,12 +23,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+LOCALHOST_PROFILE = Path(__file__).parent / 'config' / 'dds' / 'fastdds_localhost.xml'
+
 
 def pytest_configure(config):
-    # One domain per test run (and per xdist worker), so parallel runs never see each other.
+    # One domain per test run, so runs on the same host never see each other.
     os.environ['ROS_DOMAIN_ID'] = str(random.Random(os.getpid()).randint(1, 100))
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
+    # Shared memory + loopback UDP only: nothing leaves the machine, large frames arrive.
+    os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(LOCALHOST_PROFILE)
+    os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(LOCALHOST_PROFILE)
+    os.environ.pop('ROS_AUTOMATIC_DISCOVERY_RANGE', None)  # it would drop large frames
+    os.environ.pop('ROS_LOCALHOST_ONLY', None)
     os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 
 

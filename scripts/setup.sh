@@ -119,7 +119,12 @@ export LD_LIBRARY_PATH="$venv/lib:${ros_libs}\${LD_LIBRARY_PATH:-}"
 # The library path is set here, so the wheels' bootstrapper need not re-exec Python.
 export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
-# Shared memory + TCP for large samples: without it best-effort camera frames are mostly lost.
+# DDS transports. Default: this host only (config/dds/fastdds_localhost.xml: shared memory
+# sized for camera frames, discovery on loopback). To talk to other hosts, unset both
+# *_PROFILES_FILE variables: LARGE_DATA (TCP + shared memory) is then used. Without one of the
+# two, best-effort 640x480 frames are mostly lost.
+export FASTDDS_DEFAULT_PROFILES_FILE="$root/config/dds/fastdds_localhost.xml"
+export FASTRTPS_DEFAULT_PROFILES_FILE="$root/config/dds/fastdds_localhost.xml"
 export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA
 export MUJOCO_GL="\${MUJOCO_GL:-egl}"
 EOF
