@@ -30,8 +30,9 @@ def pytest_configure(config):
     # One domain per test run, so runs on the same host never see each other.
     os.environ['ROS_DOMAIN_ID'] = str(random.Random(os.getpid()).randint(1, 100))
     # Shared memory + loopback UDP only: nothing leaves the machine, large frames arrive.
-    os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(LOCALHOST_PROFILE)
-    os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(LOCALHOST_PROFILE)
+    # (Fast DDS 2.x, e.g. Humble, reads the FASTRTPS_ name; 3.x warns that it is deprecated.)
+    name = 'FASTRTPS' if os.environ.get('ROS_DISTRO') == 'humble' else 'FASTDDS'
+    os.environ[f'{name}_DEFAULT_PROFILES_FILE'] = str(LOCALHOST_PROFILE)
     os.environ.pop('ROS_AUTOMATIC_DISCOVERY_RANGE', None)  # it would drop large frames
     os.environ.pop('ROS_LOCALHOST_ONLY', None)
     os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')

@@ -124,11 +124,10 @@ def measure(args: argparse.Namespace) -> dict:
 def main() -> int:
     args = parse_args()
     os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = args.transport
-    for variable in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
-        if args.profile == 'none':
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = args.profile
+    if args.profile == 'none':
+        os.environ.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+    else:
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = args.profile
     os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
     with tempfile.TemporaryDirectory(prefix='vla_bench_') as tmp:
         cameras = start_cameras(args, Path(tmp))

@@ -106,3 +106,17 @@ def test_launch_file_builds_the_same_nodes_as_the_runner():
         assert [(n.node_package, n.node_executable, n.node_name) for n in nodes] == [
             (s.package, s.executable, f'/{s.name}') for s in expected
         ]
+
+
+def test_status_summary_line():
+    from vla_bringup.status_node import summarize
+
+    statuses = {
+        'b: camera wrist': (2, 'stale: no new frame for 3.0 s', {'fps_measured': '0.0'}),
+        'a: camera front': (0, 'streaming', {'fps_measured': '30.0'}),
+    }
+    assert summarize(statuses) == (
+        'a: camera front OK streaming (30.0 fps); '
+        'b: camera wrist ERROR stale: no new frame for 3.0 s (0.0 fps)'
+    )
+    assert summarize({}) == 'no diagnostics yet'

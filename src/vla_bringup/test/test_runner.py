@@ -33,8 +33,10 @@ def alive(pid):
 def test_bringup_runs_the_camera_graph_and_stops_cleanly_on_ctrl_c(ros, run_command):
     front = ros.subscribe(Image, 'camera/front/image_raw', IMAGE_QOS)
     wrist = ros.subscribe(Image, 'camera/wrist/image_raw', IMAGE_QOS)
-    runner = run_command(vla('bringup', 'robot:=so101', 'sim:=true'), 'bringup')
+    runner = run_command(vla('bringup', 'robot:=so101', '--status-period', '1'), 'bringup')
     ros.wait_for(lambda: len(front) >= 5 and len(wrist) >= 5, 30, 'images from both cameras')
+    healthy = re.compile(r'\[vla\] status: camera_front: .* OK streaming .*camera_wrist: .* OK')
+    ros.wait_for(lambda: healthy.search(runner.output), 15, 'a status line with both cameras OK')
     pids = started_pids(runner.output)
     assert len(pids) == 2
     assert '[camera_front] ' in runner.output, 'node output is prefixed with the node name'

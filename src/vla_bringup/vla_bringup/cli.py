@@ -35,7 +35,17 @@ def _bringup(args: argparse.Namespace) -> int:
             print(f'{spec.name}: {shlex.join(node_command(spec, Path(f"<{spec.name}.yaml>")))}')
             print(f'    parameters: {spec.parameters}')
         return 0
-    return GraphRunner(specs).run(duration=args.duration)
+    runner = GraphRunner(specs)
+    monitor = None
+    if args.status_period > 0:
+        from vla_bringup.status_node import StatusMonitor
+
+        monitor = StatusMonitor(lambda line: runner.say(f'status: {line}'), args.status_period)
+    try:
+        return runner.run(duration=args.duration)
+    finally:
+        if monitor is not None:
+            monitor.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     bringup.add_argument('arguments', nargs='*', metavar='name:=value')
     bringup.add_argument('--duration', type=float, help='stop after this many seconds')
     bringup.add_argument('--dry-run', action='store_true', help='print the nodes, start nothing')
+    bringup.add_argument(
+        '--status-period',
+        type=float,
+        default=5.0,
+        help='seconds between diagnostics summaries (0: none)',
+    )
     bringup.set_defaults(handler=_bringup)
     args = parser.parse_args(argv)
     try:
