@@ -46,15 +46,6 @@ class FrameSource(abc.ABC):
     def close(self) -> None:  # noqa: B027 - sources without resources need no close
         """Release the device or file; safe to call twice."""
 
-    def _fit(self, rgb: np.ndarray) -> np.ndarray:
-        """Resize to the configured size when the device or file delivers another one."""
-        height, width = self.config.height, self.config.width
-        if rgb.shape[0] == height and rgb.shape[1] == width:
-            return rgb
-        import cv2
-
-        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-
 
 class TestPatternSource(FrameSource):
     """Colour bars and a gradient that scroll by a few pixels per frame: every frame differs."""
@@ -90,7 +81,28 @@ class TestPatternSource(FrameSource):
         return frame
 
 
-class VideoFileSource(FrameSource):
+class OpenCVSource(FrameSource):
+    """A source decoded by an OpenCV VideoCapture (held in `_capture`): BGR in, RGB out."""
+
+    _capture = None
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def _rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """RGB at the configured size (a device or file may deliver another one)."""
+        import cv2
+
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        height, width = self.config.height, self.config.width
+        if rgb.shape[0] == height and rgb.shape[1] == width:
+            return rgb
+        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class VideoFileSource(OpenCVSource):
     """Frames of a video file decoded by OpenCV (FFmpeg), played once or looping."""
 
     def open(self) -> None:
@@ -115,16 +127,10 @@ class VideoFileSource(FrameSource):
             if self.config.loop:
                 raise FrameReadError(f'cannot read a frame from {self.config.path!r}')
             raise EndOfStream(self.config.path)
-        return self._fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-
-    def close(self) -> None:
-        capture = getattr(self, '_capture', None)
-        if capture is not None:
-            capture.release()
-            self._capture = None
+        return self._rgb(bgr)
 
 
-class V4L2Source(FrameSource):
+class V4L2Source(OpenCVSource):
     """A USB/V4L2 camera through OpenCV; `device` is an index ("0") or a path ("/dev/video0")."""
 
     paced_by_device = True
@@ -147,18 +153,10 @@ class V4L2Source(FrameSource):
         self._capture = capture
 
     def read(self) -> np.ndarray:
-        import cv2
-
         ok, bgr = self._capture.read()
         if not ok or bgr is None:
             raise FrameReadError(f'camera device {self.config.device!r} returned no frame')
-        return self._fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-
-    def close(self) -> None:
-        capture = getattr(self, '_capture', None)
-        if capture is not None:
-            capture.release()
-            self._capture = None
+        return self._rgb(bgr)
 
 
 def make_source(config: CameraConfig) -> FrameSource:
