@@ -162,6 +162,7 @@ def test_frozen_stream_is_not_republished_and_reported(ros, launch_node, tmp_pat
         ({'fps': 0.0}, 2, 'fps must be > 0, got 0.0'),
         ({'fps': 'fast'}, 2, "parameter 'fps' must be float"),
         ({'fsp': 30.0}, 2, 'unknown parameter(s) fsp'),
+        ({'encoding': 'yuv422'}, 2, "unsupported encoding 'yuv422'; choose one of rgb8, bgr8"),
         ({'source': 'video_file', 'path': '/nonexistent/clip.mp4'}, 3, 'video file not found'),
         ({'source': 'v4l2', 'device': '/dev/video_nonexistent'}, 3, 'does not exist'),
     ],
@@ -183,3 +184,16 @@ def test_malformed_parameter_file_exits_with_one_clear_line(launch_node, tmp_pat
     expected = "camera_node: error: cannot start ROS: failed to initialize rcl: Couldn't parse"
     assert expected in node.output
     assert 'Traceback' not in node.output
+
+
+def test_published_encoding_is_configurable(ros, launch_node):
+    images = ros.subscribe(Image, 'camera/grey/image_raw', IMAGE_QOS)
+    launch_node(
+        'vla_perception',
+        'camera_node',
+        name='cam_grey',
+        params={'name': 'grey', 'encoding': 'mono8', 'width': 80, 'height': 60},
+    )
+    ros.wait_for(lambda: len(images) >= 2, timeout=20, what='2 mono8 images')
+    assert images[0].encoding == 'mono8'
+    assert image_to_numpy(images[0]).shape == (60, 80)

@@ -6,6 +6,7 @@ import pytest
 
 from vla_perception.image_conversion import ENCODINGS
 from vla_perception.image_conversion import UnsupportedEncodingError
+from vla_perception.image_conversion import from_rgb8
 from vla_perception.image_conversion import image_to_numpy
 from vla_perception.image_conversion import numpy_to_image
 from vla_perception.image_conversion import to_rgb8
@@ -124,3 +125,16 @@ def test_to_rgb8_reorders_channels_and_expands_grey():
 def test_native_byte_order_is_declared():
     msg = numpy_to_image(np.zeros((1, 1), np.uint16), 'mono16', SimpleNamespace())
     assert msg.is_bigendian == int(sys.byteorder == 'big')
+
+
+def test_from_rgb8_produces_each_camera_encoding():
+    import cv2
+
+    rgb = _random_pixels('rgb8', 6, 9)
+    np.testing.assert_array_equal(from_rgb8(rgb, 'rgb8'), rgb)
+    np.testing.assert_array_equal(to_rgb8(from_rgb8(rgb, 'bgr8'), 'bgr8'), rgb)
+    grey = from_rgb8(rgb, 'mono8')
+    assert grey.shape == (6, 9)
+    assert np.abs(grey.astype(int) - cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).max() <= 1
+    with pytest.raises(UnsupportedEncodingError, match="cannot publish 'mono16'"):
+        from_rgb8(rgb, 'mono16')

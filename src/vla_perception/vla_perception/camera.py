@@ -20,6 +20,7 @@ import numpy as np
 from vla_common.errors import ConfigError
 from vla_common.errors import DeviceError
 from vla_common.params import Param
+from vla_perception.image_conversion import CAMERA_ENCODINGS
 
 if TYPE_CHECKING:
     from vla_perception.sources import FrameSource
@@ -40,6 +41,7 @@ PARAMETERS = (
     Param('fps', 30.0, 'Publishing rate in frames per second (> 0).'),
     Param('width', 640, 'Published image width in pixels; other sizes are resized.'),
     Param('height', 480, 'Published image height in pixels.'),
+    Param('encoding', 'rgb8', 'Published encoding: rgb8, bgr8 or mono8.'),
     Param('frame_id', '', 'TF frame of the image; empty: <name>_optical_frame.'),
     Param('horizontal_fov_deg', 69.0, 'Horizontal field of view for camera_info (pinhole).'),
     Param('stale_timeout_s', 1.0, 'No new frame for this long: report ERROR and reopen.'),
@@ -59,6 +61,7 @@ class CameraConfig:
     fps: float = 30.0
     width: int = 640
     height: int = 480
+    encoding: str = 'rgb8'
     frame_id: str = ''
     horizontal_fov_deg: float = 69.0
     stale_timeout_s: float = 1.0
@@ -85,6 +88,9 @@ class CameraConfig:
             )
         if self.stale_timeout_s <= 0 or self.max_read_failures < 1:
             raise ConfigError('stale_timeout_s must be > 0 and max_read_failures >= 1')
+        if self.encoding not in CAMERA_ENCODINGS:
+            allowed = ', '.join(CAMERA_ENCODINGS)
+            raise ConfigError(f'unsupported encoding {self.encoding!r}; choose one of {allowed}')
         if self.source is SourceKind.VIDEO_FILE and not self.path:
             raise ConfigError('source video_file needs the parameter path')
         if not self.frame_id:

@@ -1,4 +1,4 @@
-"""Camera node: publishes camera/<name>/image_raw (rgb8) and camera_info, stamped at capture.
+"""Camera node: publishes camera/<name>/image_raw and camera_info, stamped at capture.
 
 Thin ROS adapter over vla_perception.camera: the capture loop runs in its own thread (a
 frame is published from there as soon as it is read); a 1 Hz timer publishes diagnostics.
@@ -24,6 +24,7 @@ from vla_perception.camera import PARAMETERS
 from vla_perception.camera import CameraConfig
 from vla_perception.camera import CaptureLoop
 from vla_perception.camera import SourceKind
+from vla_perception.image_conversion import from_rgb8
 from vla_perception.image_conversion import numpy_to_image
 from vla_perception.sources import make_source
 
@@ -46,13 +47,15 @@ class CameraNode(VlaNode):
         self._thread.start()
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
-            f'publishing {topic}/image_raw {self.config.width}x{self.config.height} rgb8 at '
+            f'publishing {topic}/image_raw {self.config.width}x{self.config.height} '
+            f'{self.config.encoding} at '
             f'{self.config.fps:g} fps from {self.config.source.value}'
         )
 
     def _publish_frame(self, frame: np.ndarray) -> None:
         stamp = self.get_clock().now().to_msg()  # right after the read: the capture time
-        image = numpy_to_image(frame, 'rgb8', Image())
+        encoding = self.config.encoding
+        image = numpy_to_image(from_rgb8(frame, encoding), encoding, Image())
         image.header.stamp = stamp
         image.header.frame_id = self.config.frame_id
         try:

@@ -106,6 +106,24 @@ def numpy_to_image(pixels: np.ndarray, encoding: str, msg: Any) -> Any:
     return msg
 
 
+# Encodings a camera can publish its RGB frames in (see from_rgb8).
+CAMERA_ENCODINGS = ('rgb8', 'bgr8', 'mono8')
+
+
+def from_rgb8(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """Convert an RGB uint8 frame (H, W, 3) to one of CAMERA_ENCODINGS."""
+    if encoding == 'rgb8':
+        return rgb
+    if encoding == 'bgr8':
+        return rgb[:, :, ::-1]
+    if encoding == 'mono8':  # ITU-R BT.601 luma, as OpenCV's RGB2GRAY
+        weights = np.array([299, 587, 114], dtype=np.uint32)
+        return ((rgb.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)
+    raise UnsupportedEncodingError(
+        f'a camera cannot publish {encoding!r}; choose one of {", ".join(CAMERA_ENCODINGS)}'
+    )
+
+
 def to_rgb8(pixels: np.ndarray, encoding: str) -> np.ndarray:
     """Convert an array in any supported colour encoding to RGB uint8 of shape (H, W, 3)."""
     layout = encoding_info(encoding)
