@@ -4,9 +4,9 @@ import pytest
 
 from vla_bringup.graph import GRAPH_ARGUMENTS
 from vla_bringup.graph import build_graph
-from vla_bringup.graph import config_dir
 from vla_bringup.graph import parse_arguments
 from vla_common.errors import ConfigError
+from vla_common.robot_config import config_dir
 
 
 def robot_dir(tmp_path, text):

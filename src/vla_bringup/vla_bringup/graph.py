@@ -7,18 +7,16 @@ No rclpy or launch imports here.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vla_common.errors import ConfigError
 from vla_common.params import Param
 from vla_common.params import resolve
+from vla_common.robot_config import load_robot_config
 from vla_perception.camera import PARAMETERS as CAMERA_PARAMETERS
 from vla_perception.camera import CameraConfig
 
@@ -43,22 +41,6 @@ class NodeSpec:
     required: bool = True  # when it exits, the whole graph stops
 
 
-def config_dir() -> Path:
-    """$VLA_CONFIG_DIR, else the installed `share/vla_bringup/config`, else the source tree's."""
-    if os.environ.get('VLA_CONFIG_DIR'):
-        return Path(os.environ['VLA_CONFIG_DIR'])
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory('vla_bringup')) / 'config'
-        if installed.is_dir():
-            return installed
-    except (ImportError, LookupError):
-        pass
-    # Editable install: src/vla_bringup/config is a symlink to the top-level config/.
-    return Path(__file__).resolve().parents[1] / 'config'
-
-
 def parse_arguments(raw: Mapping[str, str]) -> dict[str, Any]:
     """Turn `name:=value` strings into typed graph arguments (unknown names are errors)."""
     typed: dict[str, Any] = {}
@@ -72,22 +54,6 @@ def parse_arguments(raw: Mapping[str, str]) -> dict[str, Any]:
         else:
             typed[name] = text
     return resolve(GRAPH_ARGUMENTS, typed)
-
-
-def load_robot_config(robot: str, directory: Path | None = None) -> dict[str, Any]:
-    """Read config/robots/<robot>.yaml, with errors that name the file."""
-    robots = (directory or config_dir()) / 'robots'
-    path = robots / f'{robot}.yaml'
-    if not path.is_file():
-        known = ', '.join(sorted(p.stem for p in robots.glob('*.yaml'))) or 'none'
-        raise ConfigError(f'unknown robot {robot!r}: no {path}; available: {known}')
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f'malformed robot config {path}: {exc}') from None
-    if not isinstance(config, dict) or not isinstance(config.get('cameras', {}), dict):
-        raise ConfigError(f'{path}: expected a mapping with a "cameras" mapping')
-    return config
 
 
 def build_graph(
