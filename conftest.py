@@ -90,10 +90,10 @@ class RosProbe:
         pytest.fail(f'timed out after {timeout:g} s waiting for {what}')
 
     def close(self) -> None:
+        self.context.try_shutdown()  # ends the spin; then nothing uses the node
+        self._thread.join(timeout=2.0)
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
-        self.context.try_shutdown()
-        self._thread.join(timeout=2.0)
 
 
 @pytest.fixture

@@ -62,10 +62,10 @@ def start_cameras(args: argparse.Namespace, workdir: Path) -> list[subprocess.Po
         )
         params = workdir / f'{spec.name}.yaml'
         params.write_text(yaml.safe_dump({'/**': {'ros__parameters': spec.parameters}}))
-        log = (workdir / f'{spec.name}.log').open('w')
-        processes.append(
-            subprocess.Popen(node_command(spec, params), stdout=log, stderr=subprocess.STDOUT)
-        )
+        with (workdir / f'{spec.name}.log').open('w') as log:  # the child keeps its own fd
+            processes.append(
+                subprocess.Popen(node_command(spec, params), stdout=log, stderr=subprocess.STDOUT)
+            )
     return processes
 
 
@@ -128,7 +128,7 @@ def main() -> int:
         os.environ.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
     else:
         os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = args.profile
-    os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
+    os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
     with tempfile.TemporaryDirectory(prefix='vla_bench_') as tmp:
         cameras = start_cameras(args, Path(tmp))
         try:

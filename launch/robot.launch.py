@@ -10,6 +10,7 @@ from launch.actions import OpaqueFunction
 from launch.actions import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
 from vla_bringup.graph import GRAPH_ARGUMENTS
@@ -25,7 +26,7 @@ def launch_nodes(context, *args, **kwargs):
             package=spec.package,
             executable=spec.executable,
             name=spec.name,
-            parameters=[spec.parameters],
+            parameters=[_typed(spec.parameters)],
             remappings=list(spec.remappings),
             output='screen',
             on_exit=Shutdown(reason=f'required node {spec.name} exited')
@@ -34,6 +35,14 @@ def launch_nodes(context, *args, **kwargs):
         )
         for spec in build_graph(**parse_arguments(values))
     ]
+
+
+def _typed(parameters):
+    """launch_ros reads plain string values as YAML ('0' -> 0); keep strings strings."""
+    return {
+        name: ParameterValue(value, value_type=str) if isinstance(value, str) else value
+        for name, value in parameters.items()
+    }
 
 
 def generate_launch_description():

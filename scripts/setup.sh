@@ -56,6 +56,9 @@ if [[ ! -x "$venv/bin/python" ]]; then
   "$python" -m venv "$venv" || die "could not create the venv (on Debian/Ubuntu: apt-get install python3-venv)"
 fi
 vpy="$venv/bin/python"
+# colcon (on a ROS install) must not take the venv's or the build's copies for packages.
+mkdir -p "$root/build"
+touch "$venv/COLCON_IGNORE" "$root/build/COLCON_IGNORE"
 site_packages="$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 requirements_hash="$(inputs_hash "$root"/requirements/*.txt)"

@@ -16,6 +16,7 @@ setup(
         (f'share/{package_name}/launch', glob('launch/*.launch.py')),
         (f'share/{package_name}/config/robots', glob('config/robots/*.yaml')),
         (f'share/{package_name}/config/cameras', glob('config/cameras/*.yaml')),
+        (f'share/{package_name}/config/dds', glob('config/dds/*.xml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -112,11 +112,13 @@ def test_status_summary_line():
     from vla_bringup.status_node import summarize
 
     statuses = {
-        'b: camera wrist': (2, 'stale: no new frame for 3.0 s', {'fps_measured': '0.0'}),
-        'a: camera front': (0, 'streaming', {'fps_measured': '30.0'}),
+        'b: camera wrist': (2, 'stale: no new frame for 3.0 s', {'fps_measured': '0.0'}, 99.0),
+        'a: camera front': (0, 'streaming', {'fps_measured': '30.0'}, 100.0),
+        'c: camera top': (0, 'streaming', {}, 90.0),
     }
-    assert summarize(statuses) == (
+    assert summarize(statuses, now=100.5) == (
         'a: camera front OK streaming (30.0 fps); '
-        'b: camera wrist ERROR stale: no new frame for 3.0 s (0.0 fps)'
+        'b: camera wrist ERROR stale: no new frame for 3.0 s (0.0 fps); '
+        'c: camera top STALE (no report for 10 s)'
     )
-    assert summarize({}) == 'no diagnostics yet'
+    assert summarize({}, now=0.0) == 'no diagnostics yet'

@@ -5,6 +5,7 @@ import re
 import shutil
 import signal
 import sys
+import time
 
 import pytest
 from sensor_msgs.msg import Image
@@ -44,6 +45,7 @@ def test_bringup_runs_the_camera_graph_and_stops_cleanly_on_ctrl_c(ros, run_comm
     assert runner.stop(signal.SIGINT, timeout=15) == 0, runner.output
     assert not [pid for pid in pids if alive(pid)], 'every node must be stopped'
     assert '[vla] stopping' in runner.output
+    assert 'Traceback' not in runner.output
 
 
 def test_bringup_reports_which_required_node_failed_and_why(run_command, tmp_path):
@@ -80,3 +82,18 @@ def test_bringup_duration_and_config_errors(run_command):
 
 def test_the_vla_console_script_is_installed():
     assert shutil.which('vla'), 'scripts/setup.sh installs the vla command'
+
+
+def test_nodes_stop_when_the_runner_is_killed(run_command):
+    runner = run_command(vla('bringup', '--status-period', '0'), 'bringup')
+    deadline = time.monotonic() + 30
+    while len(started_pids(runner.output)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pids = started_pids(runner.output)
+    assert len(pids) == 2, runner.output
+    runner.process.kill()  # SIGKILL: no chance to clean up
+    runner.process.wait()
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if alive(pid)], 'orphaned nodes must terminate'

@@ -48,12 +48,19 @@ def test_console_scripts_resolve_to_callables(name):
         assert callable(entry_point.load())
 
 
+# Python modules -> the rosdep key a package.xml names for them.
+ROSDEP_KEYS = {'numpy': 'python3-numpy', 'yaml': 'python3-yaml', 'cv2': 'python3-opencv'}
+ROS_MODULE = re.compile(r'^(rclpy|ament_index_python|vla_\w+|\w+_msgs|\w+_srvs)$')
+
+
 @pytest.mark.parametrize('name', PYTHON_PACKAGES)
-def test_exec_depends_cover_the_python_packages_a_package_imports(name):
+def test_exec_depends_cover_what_a_package_imports(name):
     depends = {d.name for d in parse_package(str(SRC / name / 'package.xml')).exec_depends}
     for path in (SRC / name / name).glob('*.py'):
-        imported = set(re.findall(r'^(?:from|import) (vla_\w+)', path.read_text(), re.M))
-        missing = {m for m in imported if m != name} - depends
+        modules = set(re.findall(r'^\s*(?:from|import) (\w+)', path.read_text(), re.M))
+        needed = {ROSDEP_KEYS[m] for m in modules if m in ROSDEP_KEYS}
+        needed |= {m for m in modules if ROS_MODULE.match(m) and m != name}
+        missing = needed - depends
         assert not missing, f'{path.name} imports {missing}: add <exec_depend> to package.xml'
 
 

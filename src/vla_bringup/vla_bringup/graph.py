@@ -63,7 +63,8 @@ def build_graph(
     if mode not in MODES:
         raise ConfigError(f'unknown mode {mode!r}; available: {", ".join(MODES)}')
     config = load_robot_config(robot, directory)
-    return [_camera_node(name, settings, sim) for name, settings in config['cameras'].items()]
+    cameras = config.get('cameras') or {}
+    return [_camera_node(name, settings, sim) for name, settings in cameras.items()]
 
 
 def _camera_node(name: str, settings: Any, sim: bool) -> NodeSpec:

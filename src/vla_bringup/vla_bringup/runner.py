@@ -77,7 +77,7 @@ class GraphRunner:
         self._print_lock = threading.Lock()
         self._running: list[_Running] = []
         self._stop_requested = threading.Event()
-        self._workdir = Path(tempfile.mkdtemp(prefix='vla_bringup_'))
+        self._workdir: Path | None = None
 
     def say(self, text: str) -> None:
         with self._print_lock:
@@ -85,9 +85,10 @@ class GraphRunner:
 
     def run(self, duration: float | None = None) -> int:
         """Run until Ctrl-C, `duration` seconds, or a required node exits; return an exit code."""
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        # SIGHUP too: a closed terminal or a dropped ssh session must not orphan the nodes.
+        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in signals}
+        self._workdir = Path(tempfile.mkdtemp(prefix='vla_bringup_'))
         try:
             try:
                 for spec in self.specs:
@@ -123,6 +124,7 @@ class GraphRunner:
             start_new_session=True,
             text=True,
             errors='replace',
+            preexec_fn=_terminate_with_parent,
         )
         running = _Running(spec, process)
         running.reader = threading.Thread(target=self._pump, args=(running,), daemon=True)
@@ -192,3 +194,14 @@ class GraphRunner:
         for running in self._running:
             if running.reader is not None:
                 running.reader.join(timeout=1.0)
+
+
+def _terminate_with_parent() -> None:
+    """In the child: get SIGTERM if the runner dies, even by SIGKILL (Linux prctl)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: Ctrl-C, SIGTERM and SIGHUP still stop the nodes

@@ -7,6 +7,7 @@ So that a user running the graph sees at a glance whether every node is healthy,
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import rclpy
@@ -17,12 +18,18 @@ from rclpy.executors import SingleThreadedExecutor
 from vla_common.qos import STATE_QOS
 
 LEVELS = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
+STALE_AFTER_S = 3.0  # diagnostics come every second: three missed reports mean a silent node
+
+Status = tuple[int, str, dict[str, str], float]  # level, message, values, arrival (monotonic)
 
 
-def summarize(statuses: dict[str, tuple[int, str, dict[str, str]]]) -> str:
+def summarize(statuses: dict[str, Status], now: float) -> str:
     """One line: each status as `name LEVEL message (fps)`, sorted by name."""
     parts = []
-    for name, (level, message, values) in sorted(statuses.items()):
+    for name, (level, message, values, arrival) in sorted(statuses.items()):
+        if now - arrival > STALE_AFTER_S:
+            parts.append(f'{name} STALE (no report for {now - arrival:.0f} s)')
+            continue
         fps = values.get('fps_measured')
         parts.append(
             f'{name} {LEVELS.get(level, level)} {message}' + (f' ({fps} fps)' if fps else '')
@@ -35,14 +42,16 @@ class StatusMonitor:
 
     def __init__(self, say: Callable[[str], None], period_s: float = 5.0):
         self._say = say
-        self._statuses: dict[str, tuple[int, str, dict[str, str]]] = {}
+        self._statuses: dict[str, Status] = {}
         self._context = rclpy.Context()
         rclpy.init(context=self._context, signal_handler_options=_no_signal_handlers())
         self._node = rclpy.create_node('vla_bringup_status', context=self._context)
         self._node.create_subscription(
             DiagnosticArray, 'diagnostics', self._on_diagnostics, STATE_QOS
         )
-        self._node.create_timer(period_s, lambda: self._say(summarize(self._statuses)))
+        self._node.create_timer(
+            period_s, lambda: self._say(summarize(self._statuses, time.monotonic()))
+        )
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -51,7 +60,12 @@ class StatusMonitor:
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
         for status in array.status:
             values = {kv.key: kv.value for kv in status.values}
-            self._statuses[status.name] = (status.level[0], status.message, values)
+            self._statuses[status.name] = (
+                status.level[0],
+                status.message,
+                values,
+                time.monotonic(),
+            )
 
     def _spin(self) -> None:
         try:
@@ -60,10 +74,10 @@ class StatusMonitor:
             pass
 
     def close(self) -> None:
+        self._context.try_shutdown()  # wakes the spinning thread; then nothing uses the node
+        self._thread.join(timeout=2.0)
         self._executor.shutdown(timeout_sec=1.0)
         self._node.destroy_node()
-        self._context.try_shutdown()
-        self._thread.join(timeout=2.0)
 
 
 def _no_signal_handlers():

@@ -10,6 +10,7 @@ from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import NameValidationException
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
@@ -80,7 +81,7 @@ def run_node(make_node: Callable[[], VlaNode], args: list[str] | None = None) ->
         while rclpy.ok() and node.exit_code is None:
             executor.spin_once(timeout_sec=0.1)
         return node.exit_code or 0
-    except (ConfigError, ParameterException) as exc:
+    except (ConfigError, ParameterException, NameValidationException) as exc:
         return fail(EXIT_CONFIG_ERROR, _first_line(str(exc)))
     except DeviceError as exc:
         return fail(EXIT_DEVICE_ERROR, _first_line(str(exc)))

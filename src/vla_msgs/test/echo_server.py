@@ -43,6 +43,7 @@ def main():
         return response
 
     def run(goal):
+        time.sleep(0.3)  # let the client's feedback subscription match first
         for count in (1, 2):
             feedback = RunInstruction.Feedback(elapsed_s=0.1 * count, chunks_executed=count)
             goal.publish_feedback(feedback)

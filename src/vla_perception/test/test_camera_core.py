@@ -66,8 +66,10 @@ def test_table_and_dataclass_defaults_agree():
         ({'fps': float('nan')}, 'fps must be > 0'),
         ({'source': 'gopro'}, "unknown camera source 'gopro'; allowed: v4l2, video_file"),
         ({'source': 'video_file'}, 'needs the parameter path'),
-        ({'width': 0}, 'width and height must be > 0'),
+        ({'width': 0}, 'width and height must be in 1..8192'),
         ({'name': 'front cam'}, 'letters, digits and _'),
+        ({'name': '0cam'}, 'not starting with a digit'),
+        ({'width': 100000}, 'width and height must be in 1..8192'),
         ({'horizontal_fov_deg': 180.0}, 'horizontal_fov_deg'),
     ],
 )
@@ -178,6 +180,8 @@ def test_unknown_v4l2_device_is_a_device_error():
 class ScriptedSource(FrameSource):
     """Plays a script of frames and failures; counts opens. For testing the loop's decisions."""
 
+    reopen_when_frozen = True
+
     def __init__(self, config, script, fail_opens=0):
         super().__init__(config)
         self.script = list(script)
@@ -202,12 +206,13 @@ class ScriptedSource(FrameSource):
 def run_loop(config, source, clock=None):
     published, ended = [], threading.Event()
     kwargs = {'clock': clock} if clock else {}
-    loop = CaptureLoop(config, source, published.append, ended.set, **kwargs)
+    errors = []
+    loop = CaptureLoop(config, source, published.append, ended.set, errors.append, **kwargs)
     loop._backoff = Backoff(initial=0.001, maximum=0.001)  # no real waiting in tests
     loop.open()
     thread = threading.Thread(target=loop.run)
     thread.start()
-    assert ended.wait(5.0), 'loop did not reach the end of the script'
+    assert ended.wait(5.0), f'loop did not reach the end of the script: {errors}'
     thread.join(5.0)
     return loop, published
 
@@ -258,3 +263,27 @@ def test_loop_paces_reads_at_the_configured_rate():
     elapsed = time.monotonic() - start
     assert len(published) == 11
     assert elapsed >= 10 / 50.0 * 0.9  # 10 periods between 11 frames, never faster
+
+
+def test_repeated_frames_are_published_when_dropping_is_off():
+    a = distinct_frames(1)[0]
+    config = CameraConfig(fps=1000.0, width=64, height=48, drop_repeated_frames=False)
+    loop, published = run_loop(config, ScriptedSource(config, [a, a.copy(), a.copy()]))
+    assert len(published) == 3
+    assert loop.monitor.repeated == 0
+
+
+def test_an_unexpected_error_stops_the_loop_and_is_reported():
+    class Broken(ScriptedSource):
+        def read(self):
+            raise RuntimeError('driver returned a 1-channel frame')
+
+    config = CameraConfig(fps=1000.0)
+    errors = []
+    loop = CaptureLoop(config, Broken(config, []), lambda f: None, lambda: None, errors.append)
+    loop.open()
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    thread.join(5.0)
+    assert not thread.is_alive()
+    assert [str(e) for e in errors] == ['driver returned a 1-channel frame']

@@ -138,3 +138,14 @@ def test_from_rgb8_produces_each_camera_encoding():
     assert np.abs(grey.astype(int) - cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).max() <= 1
     with pytest.raises(UnsupportedEncodingError, match="cannot publish 'mono16'"):
         from_rgb8(rgb, 'mono16')
+
+
+def test_padded_rows_of_a_16_bit_image():
+    values = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000
+    padded = np.zeros((3, 6), dtype=np.uint16)  # 8 bytes of pixels + 4 of padding per row
+    padded[:, :4] = values
+    msg = SimpleNamespace(height=3, width=4, encoding='16UC1', is_bigendian=0, step=12)
+    msg.data = padded.tobytes()
+    result = image_to_numpy(msg)
+    np.testing.assert_array_equal(result, values)
+    assert not result.flags.writeable

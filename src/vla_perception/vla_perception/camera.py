@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -44,7 +45,8 @@ PARAMETERS = (
     Param('encoding', 'rgb8', 'Published encoding: rgb8, bgr8 or mono8.'),
     Param('frame_id', '', 'TF frame of the image; empty: <name>_optical_frame.'),
     Param('horizontal_fov_deg', 69.0, 'Horizontal field of view for camera_info (pinhole).'),
-    Param('stale_timeout_s', 1.0, 'No new frame for this long: report ERROR and reopen.'),
+    Param('stale_timeout_s', 1.0, 'No new frame for this long: ERROR (and a device is reopened).'),
+    Param('drop_repeated_frames', True, 'Never publish a frame identical to the previous one.'),
     Param('max_read_failures', 5, 'Consecutive failed reads before the device is reopened.'),
 )
 
@@ -65,6 +67,7 @@ class CameraConfig:
     frame_id: str = ''
     horizontal_fov_deg: float = 69.0
     stale_timeout_s: float = 1.0
+    drop_repeated_frames: bool = True
     max_read_failures: int = 5
 
     def __post_init__(self) -> None:
@@ -76,12 +79,16 @@ class CameraConfig:
                 raise ConfigError(
                     f'unknown camera source {self.source!r}; allowed: {allowed}'
                 ) from None
-        if not self.name or not self.name.replace('_', '').isalnum():
-            raise ConfigError(f'camera name {self.name!r} must be letters, digits and _')
+        if not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', self.name):
+            raise ConfigError(
+                f'camera name {self.name!r}: letters, digits and _, not starting with a digit'
+            )
         if not math.isfinite(self.fps) or self.fps <= 0:
             raise ConfigError(f'fps must be > 0, got {self.fps}')
-        if self.width <= 0 or self.height <= 0:
-            raise ConfigError(f'width and height must be > 0, got {self.width}x{self.height}')
+        if not (0 < self.width <= 8192 and 0 < self.height <= 8192):
+            raise ConfigError(
+                f'width and height must be in 1..8192, got {self.width}x{self.height}'
+            )
         if not 0 < self.horizontal_fov_deg < 180:
             raise ConfigError(
                 f'horizontal_fov_deg must be in (0, 180), got {self.horizontal_fov_deg}'
@@ -220,10 +227,12 @@ class Backoff:
 class CaptureLoop:
     """Reads frames at the configured rate and hands only new ones to `publish`.
 
-    Frames identical to the previous one are dropped (a frozen driver repeats its last buffer);
-    a source that fails `max_read_failures` times in a row, or yields no new frame for
-    `stale_timeout_s`, is closed and reopened with backoff. The loop never raises: errors go to
-    the monitor, and the end of a video played once goes to `on_end`.
+    Frames identical to the previous one are dropped when `drop_repeated_frames` (a camera
+    never repeats a frame exactly, sensor noise sees to that, so a repeat is a frozen driver).
+    A source that fails `max_read_failures` reads in a row is closed and reopened with backoff,
+    and so is a device (`reopen_when_frozen`) that yields no new frame for `stale_timeout_s`.
+    Read errors go to the monitor, the end of a video played once to `on_end`, and anything
+    unexpected to `on_error`, after which the loop stops: it never dies silently.
     """
 
     def __init__(
@@ -232,6 +241,7 @@ class CaptureLoop:
         source: FrameSource,
         publish: Callable[[np.ndarray], None],
         on_end: Callable[[], None],
+        on_error: Callable[[Exception], None],
         clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config
@@ -239,6 +249,7 @@ class CaptureLoop:
         self.monitor = CameraMonitor(config, clock())
         self._publish = publish
         self._on_end = on_end
+        self._on_error = on_error
         self.clock = clock
         self._stop = threading.Event()
         self._previous: np.ndarray | None = None
@@ -280,17 +291,25 @@ class CaptureLoop:
                     continue
                 failures = 0
                 now = self.clock()
-                if self._previous is not None and np.array_equal(frame, self._previous):
+                if self._is_repeat(frame):
                     self.monitor.record_repeated()
-                    if self.monitor.frame_age(now) > self.config.stale_timeout_s:
+                    stale = self.monitor.frame_age(now) > self.config.stale_timeout_s
+                    if stale and self.source.reopen_when_frozen:
                         self._close('frozen: identical frames')
                     continue
                 self._previous = frame
                 self._publish(frame)
                 self.monitor.record_published(now)
                 self._backoff.reset()
+        except Exception as exc:  # a bug or an unexpected frame must not end the thread silently
+            self._on_error(exc)
         finally:
             self.source.close()
+
+    def _is_repeat(self, frame: np.ndarray) -> bool:
+        if not self.config.drop_repeated_frames or self._previous is None:
+            return False
+        return frame.shape == self._previous.shape and np.array_equal(frame, self._previous)
 
     def _wait_for(self, deadline: float) -> float:
         """Sleep until `deadline`; return the next one. After a stall, skip instead of bursting."""

@@ -40,7 +40,11 @@ class CameraNode(VlaNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, 'diagnostics', STATE_QOS)
         self._camera_info = self._make_camera_info()
         self._loop = CaptureLoop(
-            self.config, make_source(self.config), self._publish_frame, self._on_end
+            self.config,
+            make_source(self.config),
+            self._publish_frame,
+            self._on_end,
+            self._on_capture_error,
         )
         self._loop.open()  # raises DeviceError: the node exits with a clear line
         self._thread = threading.Thread(target=self._loop.run, name='capture', daemon=True)
@@ -96,6 +100,9 @@ class CameraNode(VlaNode):
         if self.config.source is SourceKind.V4L2:
             return self.config.device
         return self.config.path or self.config.source.value
+
+    def _on_capture_error(self, exc: Exception) -> None:
+        self.request_exit(1, f'capture failed: {type(exc).__name__}: {exc}')
 
     def _on_end(self) -> None:
         self.request_exit(0, f'video file {self.config.path!r} ended')

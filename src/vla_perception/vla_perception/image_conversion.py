@@ -70,9 +70,14 @@ def image_to_numpy(msg: Any) -> np.ndarray:
             f'image data has {len(buffer)} bytes, expected step*height = {step * height}'
         )
     dtype = layout.dtype.newbyteorder('>' if msg.is_bigendian else '<')
-    rows = np.frombuffer(buffer, dtype=np.uint8, count=step * height).reshape(height, step)
-    pixels = rows[:, :row_bytes].view(dtype)  # strips padding without copying
-    pixels = pixels.reshape(height, width, layout.channels)
+    itemsize = dtype.itemsize
+    pixels = np.ndarray(  # a strided view skips the row padding without copying
+        (height, width, layout.channels),
+        dtype=dtype,
+        buffer=buffer,
+        strides=(step, layout.channels * itemsize, itemsize),
+    )
+    pixels.flags.writeable = False  # a view of the message: copy before changing it
     if not dtype.isnative:
         pixels = pixels.astype(layout.dtype)
     return pixels[:, :, 0] if layout.channels == 1 else pixels

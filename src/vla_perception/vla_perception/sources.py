@@ -31,6 +31,8 @@ class FrameSource(abc.ABC):
     #: True when read() blocks until the device has a frame (the device sets the rate);
     #: False when frames are available at once and the caller must pace reads.
     paced_by_device = False
+    #: True when repeating frames mean a stuck device that reopening may fix.
+    reopen_when_frozen = False
 
     def __init__(self, config: CameraConfig):
         self.config = config
@@ -113,6 +115,7 @@ class VideoFileSource(OpenCVSource):
             raise DeviceError(f'video file not found: {path!r}')
         capture = cv2.VideoCapture(path)
         if not capture.isOpened():
+            capture.release()
             raise DeviceError(f'cannot decode video file {path!r} (not a video, or corrupt)')
         self._capture = capture
 
@@ -134,6 +137,7 @@ class V4L2Source(OpenCVSource):
     """A USB/V4L2 camera through OpenCV; `device` is an index ("0") or a path ("/dev/video0")."""
 
     paced_by_device = True
+    reopen_when_frozen = True
 
     def open(self) -> None:
         import cv2
@@ -150,6 +154,8 @@ class V4L2Source(OpenCVSource):
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
         capture.set(cv2.CAP_PROP_FPS, self.config.fps)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queued old one
+        if hasattr(cv2, 'CAP_PROP_READ_TIMEOUT_MSEC'):  # OpenCV >= 4.6: do not block ~10 s
+            capture.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.config.stale_timeout_s * 1000)
         self._capture = capture
 
     def read(self) -> np.ndarray:
