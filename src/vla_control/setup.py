@@ -17,7 +17,12 @@ setup(
     maintainer_email='dev@vla-stack.invalid',
     description=(
         'Action-chunk execution, interpolation, safety filter, PD, watchdog, controller node '
-        'and servo drivers (no code yet).'
+        'and servo drivers.'
     ),
     license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'controller_node = vla_control.controller_node:main',
+        ],
+    },
 )

@@ -50,7 +50,7 @@ def test_console_scripts_resolve_to_callables(name):
 
 # Python modules -> the rosdep key a package.xml names for them.
 ROSDEP_KEYS = {'numpy': 'python3-numpy', 'yaml': 'python3-yaml', 'cv2': 'python3-opencv'}
-ROS_MODULE = re.compile(r'^(rclpy|ament_index_python|vla_\w+|\w+_msgs|\w+_srvs)$')
+ROS_MODULE = re.compile(r'^(rclpy|ament_index_python|vla_\w+|\w+_msgs|\w+_srvs|\w+_interfaces)$')
 
 
 @pytest.mark.parametrize('name', PYTHON_PACKAGES)

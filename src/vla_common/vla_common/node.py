@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import NameValidationException
 from rclpy.exceptions import ParameterException
@@ -16,6 +19,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from vla_common.diagnostics import Health
 from vla_common.errors import EXIT_CONFIG_ERROR
 from vla_common.errors import EXIT_DEVICE_ERROR
 from vla_common.errors import ConfigError
@@ -36,6 +40,20 @@ class VlaNode(Node):
         else:
             self.get_logger().info(reason)
         self.exit_code = code
+
+
+def diagnostic_array(node: Node, health: Health, what: str, hardware_id: str) -> DiagnosticArray:
+    """One DiagnosticStatus named `<node>: <what>`, stamped now."""
+    status = DiagnosticStatus(
+        level=bytes([int(health.level)]),
+        name=f'{node.get_name()}: {what}',
+        message=health.message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in health.values.items()],
+    )
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = node.get_clock().now().to_msg()
+    return array
 
 
 def declare_parameters(node: Node, table: Iterable[Param]) -> dict[str, Any]:

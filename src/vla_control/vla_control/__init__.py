@@ -1,4 +1,4 @@
-"""Action-chunk execution for the vla_stack (no code yet).
+"""Action-chunk execution for the vla_stack.
 
-Interpolation, safety filter, PD, watchdog, the controller node and servo drivers.
+Chunk schedule and merges, interpolation, safety filter, PD, watchdog and the controller node.
 """

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from vla_common.diagnostics import Health
+from vla_common.diagnostics import Level
 from vla_common.errors import ConfigError
 from vla_common.params import Param
 from vla_control.chunk import Chunk
@@ -130,6 +133,7 @@ class Controller:
         self._pending_chunk_arrival: float | None = None
         self._hold_target: np.ndarray | None = None  # the last scheduled target
         self.chunk_latency_s: float | None = None  # chunk arrival -> first command using it
+        self.reported_rejections = 0  # rejections already shown in diagnostics
 
     @property
     def dt(self) -> float:
@@ -295,3 +299,65 @@ class Controller:
         self.counters.velocity_clips += int(report.velocity.any())
         self.counters.acceleration_clips += int(report.acceleration.any())
         self.counters.deviation_clips += int(report.deviation.any())
+
+
+class PeriodStats:
+    """Output-loop timing: how far each tick was from its absolute deadline."""
+
+    def __init__(self, window: int = 2000):
+        self._errors: deque[float] = deque(maxlen=window)
+        self.overruns = 0  # ticks skipped because the loop fell more than a period behind
+
+    def record(self, deadline: float, actual: float) -> None:
+        self._errors.append(actual - deadline)
+
+    def summary_ms(self) -> tuple[float, float, float] | None:
+        """p50, p99 and max of |tick - deadline| in milliseconds over the window."""
+        if not self._errors:
+            return None
+        errors = np.abs(np.fromiter(self._errors, float)) * 1e3
+        return (
+            float(np.percentile(errors, 50)),
+            float(np.percentile(errors, 99)),
+            float(errors.max()),
+        )
+
+
+def controller_health(controller: Controller, stats: PeriodStats, now: float) -> Health:
+    """The diagnostics status of the controller: mode, timing, chunk flow, limits hit."""
+    counters = controller.counters
+    state_age = controller.state_age(now)
+    chunk_age = None if controller.last_chunk_stamp is None else now - controller.last_chunk_stamp
+    timing = stats.summary_ms()
+    latency = controller.chunk_latency_s
+    values = {
+        'mode': controller.mode.value,
+        'rate_hz': f'{controller.config.rate_hz:g}',
+        'merge': controller.config.schedule.merge.value,
+        'period_error_ms_p50_p99_max': (
+            '-' if timing is None else ' '.join(f'{ms:.3f}' for ms in timing)
+        ),
+        'loop_overruns': str(stats.overruns),
+        'state_age_s': '-' if state_age is None else f'{state_age:.3f}',
+        'chunk_age_s': '-' if chunk_age is None else f'{chunk_age:.3f}',
+        'chunk_to_command_ms': '-' if latency is None else f'{latency * 1e3:.2f}',
+        'chunks_accepted': str(counters.chunks_accepted),
+        'chunks_rejected': str(counters.chunks_rejected),
+        'last_rejection': counters.last_rejection,
+        'ticks_clipped_position_velocity_acceleration_deviation': (
+            f'{counters.position_clips} {counters.velocity_clips} '
+            f'{counters.acceleration_clips} {counters.deviation_clips}'
+        ),
+    }
+    mode = controller.mode
+    if mode is Mode.NO_STATE:
+        why = 'no joint_states yet' if state_age is None else f'joint_states {state_age:.2f} s old'
+        return Health(Level.ERROR, f'not commanding: {why}', values)
+    if mode is Mode.ESTOP:
+        return Health(Level.ERROR, 'estop latched: call controller/enable to resume', values)
+    if mode is Mode.DISABLED:
+        return Health(Level.WARN, 'disabled: call controller/enable', values)
+    if counters.last_rejection and counters.chunks_rejected > controller.reported_rejections:
+        controller.reported_rejections = counters.chunks_rejected
+        return Health(Level.WARN, f'rejected chunk: {counters.last_rejection}', values)
+    return Health(Level.OK, mode.value, values)

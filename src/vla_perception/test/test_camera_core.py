@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vla_common.diagnostics import Level
 from vla_common.errors import ConfigError
 from vla_common.errors import DeviceError
 from vla_common.params import resolve
@@ -13,7 +14,6 @@ from vla_perception.camera import Backoff
 from vla_perception.camera import CameraConfig
 from vla_perception.camera import CameraMonitor
 from vla_perception.camera import CaptureLoop
-from vla_perception.camera import Level
 from vla_perception.camera import SourceKind
 from vla_perception.sources import EndOfStream
 from vla_perception.sources import FrameReadError

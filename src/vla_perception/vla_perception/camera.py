@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from vla_common.diagnostics import Health
+from vla_common.diagnostics import Level
 from vla_common.errors import ConfigError
 from vla_common.errors import DeviceError
 from vla_common.params import Param
@@ -116,21 +118,6 @@ class CameraConfig:
         """Pinhole fx, fy, cx, cy from the horizontal field of view (square pixels)."""
         fx = (self.width / 2.0) / math.tan(math.radians(self.horizontal_fov_deg) / 2.0)
         return fx, fx, (self.width - 1) / 2.0, (self.height - 1) / 2.0
-
-
-class Level(enum.IntEnum):
-    """Same values as diagnostic_msgs/DiagnosticStatus levels."""
-
-    OK = 0
-    WARN = 1
-    ERROR = 2
-
-
-@dataclass(frozen=True)
-class Health:
-    level: Level
-    message: str
-    values: dict[str, str]
 
 
 class CameraMonitor:

@@ -10,13 +10,12 @@ import threading
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from diagnostic_msgs.msg import DiagnosticStatus
-from diagnostic_msgs.msg import KeyValue
 from sensor_msgs.msg import CameraInfo
 from sensor_msgs.msg import Image
 
 from vla_common.node import VlaNode
 from vla_common.node import declare_parameters
+from vla_common.node import diagnostic_array
 from vla_common.node import run_node
 from vla_common.qos import IMAGE_QOS
 from vla_common.qos import STATE_QOS
@@ -85,16 +84,8 @@ class CameraNode(VlaNode):
 
     def _publish_diagnostics(self) -> None:
         health = self._loop.monitor.status(self._loop.clock())
-        status = DiagnosticStatus(
-            level=bytes([int(health.level)]),
-            name=f'{self.get_name()}: camera {self.config.name}',
-            message=health.message,
-            hardware_id=self._hardware_id(),
-            values=[KeyValue(key=k, value=v) for k, v in health.values.items()],
-        )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
+        what = f'camera {self.config.name}'
+        self._diag_pub.publish(diagnostic_array(self, health, what, self._hardware_id()))
 
     def _hardware_id(self) -> str:
         if self.config.source is SourceKind.V4L2:
