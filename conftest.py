@@ -57,12 +57,15 @@ class RosProbe:
 
     def __init__(self):
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(f'test_probe_{os.getpid()}', context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        # Single-threaded on purpose: rclpy's MultiThreadedExecutor can spin hot while one
+        # callback runs (its other thread re-waits on the same ready entity), starving the
+        # process; seen here as joint_states published at 10 Hz instead of 100.
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()

@@ -25,28 +25,39 @@ RATE = 200.0
 
 
 class FakeArm:
-    """An ideal position servo in the test process: joint_states = the last joint_command."""
+    """An ideal position servo in the test process: joint_states = the last joint_command.
+
+    States go out at 100 Hz from a thread of their own, so a busy executor cannot starve them.
+    """
 
     def __init__(self, ros, start):
         self.ros = ros
         self.position = np.array(start, float)
         self.publishing = True
         self.lock = threading.Lock()
-        self.commands = ros.subscribe(JointState, 'joint_command', STATE_QOS)
+        self.commands = []
         ros.node.create_subscription(JointState, 'joint_command', self._follow, STATE_QOS)
         self._pub = ros.node.create_publisher(JointState, 'joint_states', STATE_QOS)
-        ros.node.create_timer(0.01, self._publish)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._publish_states, daemon=True)
+        self._thread.start()
 
     def _follow(self, msg):
         with self.lock:
+            self.commands.append(msg)
             self.position = np.array([msg.position[msg.name.index(n)] for n in NAMES])
 
-    def _publish(self):
-        if self.publishing:
-            with self.lock:
-                msg = JointState(name=NAMES, position=self.position.tolist())
-            msg.header.stamp = self.ros.node.get_clock().now().to_msg()
-            self._pub.publish(msg)
+    def _publish_states(self):
+        while not self._stop.wait(0.01):
+            if self.publishing and self.ros.context.ok():
+                with self.lock:
+                    msg = JointState(name=NAMES, position=self.position.tolist())
+                msg.header.stamp = self.ros.node.get_clock().now().to_msg()
+                self._pub.publish(msg)
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2.0)
 
 
 def make_chunk(ros, sequence, rows, step=0.05, stamp_offset=0.0, names=NAMES):
@@ -86,7 +97,8 @@ def controller(ros, launch_node):
     chunks = ros.node.create_publisher(ActionChunk, 'vla/action_chunk', STATE_QOS)
     ros.wait_for(lambda: len(arm.commands) > 20, 20, 'commands from the controller')
     ros.wait_for(lambda: chunks.get_subscription_count() > 0, 10, 'the chunk subscription')
-    return arm, chunks, diagnostics, node
+    yield arm, chunks, diagnostics, node
+    arm.close()
 
 
 def check_safe(commands):

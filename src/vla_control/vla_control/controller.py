@@ -107,6 +107,8 @@ class Counters:
     chunks_accepted: int = 0
     chunks_rejected: int = 0
     last_rejection: str = ''
+    states_received: int = 0
+    states_ignored: int = 0
     position_clips: int = 0
     velocity_clips: int = 0
     acceleration_clips: int = 0
@@ -132,7 +134,8 @@ class Controller:
         self._had_fresh_state = False
         self._pending_chunk_arrival: float | None = None
         self._hold_target: np.ndarray | None = None  # the last scheduled target
-        self.chunk_latency_s: float | None = None  # chunk arrival -> first command using it
+        # chunk arrival -> first command that uses it, for the last chunks
+        self.chunk_latencies: deque[float] = deque(maxlen=200)
         self.reported_rejections = 0  # rejections already shown in diagnostics
 
     @property
@@ -186,11 +189,14 @@ class Controller:
     ) -> bool:
         """Take measured joint states (by name); False if they miss or garble a joint."""
         index = {name: i for i, name in enumerate(names)}
-        if any(name not in index for name in self.limits.names):
+        if any(name not in index or index[name] >= len(positions) for name in self.limits.names):
+            self.counters.states_ignored += 1
             return False
         q = np.array([positions[index[n]] for n in self.limits.names], dtype=float)
         if not np.all(np.isfinite(q)):
+            self.counters.states_ignored += 1
             return False
+        self.counters.states_received += 1
         if len(velocities) == len(names):
             qd = np.array([velocities[index[n]] for n in self.limits.names], dtype=float)
             self._measured_velocity = np.where(np.isfinite(qd), qd, 0.0)
@@ -254,7 +260,7 @@ class Controller:
             target, target_velocity = sampled
             self._hold_target = target
             if self._pending_chunk_arrival is not None:
-                self.chunk_latency_s = now - self._pending_chunk_arrival
+                self.chunk_latencies.append(now - self._pending_chunk_arrival)
                 self._pending_chunk_arrival = None
         position, velocity, report = self.filter.apply(
             target, self._measured, self.dt, target_velocity
@@ -329,7 +335,7 @@ def controller_health(controller: Controller, stats: PeriodStats, now: float) ->
     state_age = controller.state_age(now)
     chunk_age = None if controller.last_chunk_stamp is None else now - controller.last_chunk_stamp
     timing = stats.summary_ms()
-    latency = controller.chunk_latency_s
+    latencies = np.array(controller.chunk_latencies) * 1e3
     values = {
         'mode': controller.mode.value,
         'rate_hz': f'{controller.config.rate_hz:g}',
@@ -340,7 +346,10 @@ def controller_health(controller: Controller, stats: PeriodStats, now: float) ->
         'loop_overruns': str(stats.overruns),
         'state_age_s': '-' if state_age is None else f'{state_age:.3f}',
         'chunk_age_s': '-' if chunk_age is None else f'{chunk_age:.3f}',
-        'chunk_to_command_ms': '-' if latency is None else f'{latency * 1e3:.2f}',
+        'chunk_to_command_ms_p50_max': (
+            f'{np.median(latencies):.2f} {latencies.max():.2f}' if latencies.size else '-'
+        ),
+        'joint_states_received_ignored': f'{counters.states_received} {counters.states_ignored}',
         'chunks_accepted': str(counters.chunks_accepted),
         'chunks_rejected': str(counters.chunks_rejected),
         'last_rejection': counters.last_rejection,

@@ -10,7 +10,8 @@ rest). Merge modes:
   holds its first action until then. The first track (nothing to blend from) ramps as replace.
 - `temporal_ensemble`: at each time, every track that covers it contributes with ACT's weights
   exp(-m * i), i = 0 for the oldest (m = `ensemble_decay`; m > 0 favours older chunks). Tracks
-  ramp in from the commanded position, as in replace.
+  ramp in from the commanded position, as in replace, and all but the newest fade out over the
+  last `crossfade_s` of their actions: without it the weights jump when a track ends.
 """
 
 from __future__ import annotations
@@ -148,6 +149,11 @@ class Schedule:
         if not covering:
             return None
         weights = np.exp(-self.config.ensemble_decay * np.arange(len(covering)))
+        window = self.config.crossfade_s
+        if window > 0:
+            for i, track in enumerate(covering[:-1]):
+                s = min((track.end - t) / window, 1.0)
+                weights[i] *= s * s * (3 - 2 * s)
         weights /= weights.sum()
         q = np.zeros(covering[0].positions.shape[1])
         qd = np.zeros_like(q)
