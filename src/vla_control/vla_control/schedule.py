@@ -9,9 +9,9 @@ rest). Merge modes:
   smoothstep weight (continuous position and velocity); the blend is the ramp, so the track
   holds its first action until then. The first track (nothing to blend from) ramps as replace.
 - `temporal_ensemble`: at each time, every track that covers it contributes with ACT's weights
-  exp(-m * i), i = 0 for the oldest (m = `ensemble_decay`; m > 0 favours older chunks). Tracks
-  ramp in from the commanded position, as in replace, and all but the newest fade out over the
-  last `crossfade_s` of their actions: without it the weights jump when a track ends.
+  exp(-m * i), i = 0 for the oldest (m = `ensemble_decay`; m > 0 favours older chunks). A
+  track fades in over its first `crossfade_s` and, unless it is the newest, out over its last:
+  without that the weights, and so the target, jump whenever a chunk arrives or ends.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Schedule:
         """Merge `chunk` in at time `now`; `current` is the position being commanded now."""
         times = chunk.times
         future = times > now
-        blended = self.config.merge is MergeMode.CROSSFADE and self._tracks
+        blended = self.config.merge is not MergeMode.REPLACE and self._tracks
         start_position = chunk.positions[future][0] if blended else current
         track = _Track(
             np.concatenate([[now], times[future]]),
@@ -150,10 +150,14 @@ class Schedule:
             return None
         weights = np.exp(-self.config.ensemble_decay * np.arange(len(covering)))
         window = self.config.crossfade_s
-        if window > 0:
-            for i, track in enumerate(covering[:-1]):
-                s = min((track.end - t) / window, 1.0)
+        if window > 0 and len(covering) > 1:
+            for i, track in enumerate(covering):
+                fade_in = min((t - track.start) / window, 1.0)
+                fade_out = 1.0 if i == len(covering) - 1 else min((track.end - t) / window, 1.0)
+                s = max(min(fade_in, fade_out), 0.0)
                 weights[i] *= s * s * (3 - 2 * s)
+        if weights.sum() <= 0:  # every track at a fade boundary: fall back to equal weights
+            weights = np.ones(len(covering))
         weights /= weights.sum()
         q = np.zeros(covering[0].positions.shape[1])
         qd = np.zeros_like(q)
