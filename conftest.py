@@ -36,6 +36,7 @@ def pytest_configure(config):
     os.environ.pop('ROS_AUTOMATIC_DISCOVERY_RANGE', None)  # it would drop large frames
     os.environ.pop('ROS_LOCALHOST_ONLY', None)
     os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    os.environ.setdefault('MUJOCO_GL', 'egl')  # headless rendering
 
 
 class Received(list):

@@ -15,6 +15,11 @@ setup(
     zip_safe=True,
     maintainer='vla_stack developers',
     maintainer_email='dev@vla-stack.invalid',
-    description=('MuJoCo robots and scenes exposing the same topics as real arms (no code yet).'),
+    description=('MuJoCo robots and scenes exposing the same topics as real arms.'),
     license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'sim_node = vla_sim.sim_node:main',
+        ],
+    },
 )

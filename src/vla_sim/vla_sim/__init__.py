@@ -1,1 +1,4 @@
-"""MuJoCo robots and scenes exposing the same topics as real arms (no code yet)."""
+"""MuJoCo simulation for the vla_stack.
+
+Robots and task scenes that expose the same topics as real arms.
+"""

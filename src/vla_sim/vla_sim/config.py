@@ -1,0 +1,56 @@
+"""Parameters of the sim node, declared once (defaults here; config files only override)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from vla_common.errors import ConfigError
+from vla_common.params import Param
+
+PARAMETERS = (
+    Param('robot', 'so101', 'Simulated robot: so101 or so100 (same model).'),
+    Param('task', 'pick_cube', 'Task scene loaded at start and by sim/reset without a task.'),
+    Param('seed', 0, 'Seed of the first scene.'),
+    Param('cameras', ['front'], 'MJCF cameras published as camera/<name>/image_raw.'),
+    Param('camera_fps', 30.0, 'Image rate per camera, in simulated time.'),
+    Param('width', 640, 'Image width in pixels.'),
+    Param('height', 480, 'Image height in pixels.'),
+    Param('state_rate_hz', 100.0, 'joint_states rate, in simulated time (>= 100 Hz).'),
+    Param(
+        'realtime',
+        True,
+        'Pace to the wall clock (real-time factor 1); false: as fast as possible.',
+    ),
+    Param('publish_clock', False, 'Publish simulated time on /clock (for use_sim_time nodes).'),
+)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    robot: str = 'so101'
+    task: str = 'pick_cube'
+    seed: int = 0
+    cameras: tuple[str, ...] = ('front',)
+    camera_fps: float = 30.0
+    width: int = 640
+    height: int = 480
+    state_rate_hz: float = 100.0
+    realtime: bool = True
+    publish_clock: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'cameras', tuple(self.cameras))
+        if not (math.isfinite(self.camera_fps) and 0 < self.camera_fps <= 120):
+            raise ConfigError(f'camera_fps must be in (0, 120], got {self.camera_fps}')
+        if not (math.isfinite(self.state_rate_hz) and 100 <= self.state_rate_hz <= 1000):
+            raise ConfigError(f'state_rate_hz must be in [100, 1000], got {self.state_rate_hz}')
+        if not (0 < self.width <= 4096 and 0 < self.height <= 4096):
+            raise ConfigError(
+                f'width and height must be in 1..4096, got {self.width}x{self.height}'
+            )
+
+    @classmethod
+    def from_params(cls, values: dict[str, Any]) -> SimConfig:
+        return cls(**values)

