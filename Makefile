@@ -4,9 +4,9 @@
 setup:
 	@bash scripts/setup.sh
 
-# The main job: for now the simulated SO-101's camera graph (test patterns), until Ctrl-C.
+# The main job: for now the simulated SO-101 with its cameras and the chunk controller.
 run: setup
-	@. ./env.sh && vla bringup robot:=so101 mode:=cameras sim:=true
+	@. ./env.sh && vla bringup robot:=so101 mode:=control sim:=true
 
 test:
 	@bash scripts/test.sh

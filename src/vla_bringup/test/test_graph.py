@@ -15,17 +15,27 @@ def robot_dir(tmp_path, text):
     return tmp_path
 
 
-def test_so101_sim_graph_is_one_test_pattern_camera_node_per_camera():
-    specs = build_graph(robot='so101', mode='cameras', sim=True)
-    assert [s.name for s in specs] == ['camera_front', 'camera_wrist']
-    for spec in specs:
-        assert (spec.package, spec.executable, spec.required) == (
-            'vla_perception',
-            'camera_node',
-            True,
-        )
-        assert spec.parameters['source'] == 'test_pattern'
+def test_so101_sim_graph_is_the_simulator_with_the_robots_cameras():
+    (spec,) = build_graph(robot='so101', mode='cameras', sim=True)
+    assert (spec.package, spec.executable, spec.name, spec.required) == (
+        'vla_sim',
+        'sim_node',
+        'sim',
+        True,
+    )
+    assert spec.parameters['cameras'] == ['front', 'wrist']
+    assert spec.parameters['camera_fps'] == 30.0
+
+
+def test_real_so101_graph_has_one_camera_node_per_camera_and_control_adds_the_controller():
+    specs = build_graph(robot='so101', mode='control', sim=False)
+    assert [(s.package, s.executable, s.name) for s in specs] == [
+        ('vla_perception', 'camera_node', 'camera_front'),
+        ('vla_perception', 'camera_node', 'camera_wrist'),
+        ('vla_control', 'controller_node', 'controller'),
+    ]
     assert specs[0].parameters['name'] == 'front'
+    assert specs[2].parameters == {'robot': 'so101'}
 
 
 def test_real_hardware_graph_keeps_the_configured_devices():
@@ -42,8 +52,12 @@ def test_every_shipped_robot_config_builds():
     robots = sorted(p.stem for p in (config_dir() / 'robots').glob('*.yaml'))
     assert robots == ['aloha', 'so100', 'so101']
     for robot in robots:
-        for sim in (True, False):
-            assert build_graph(robot=robot, sim=sim)
+        for mode in ('cameras', 'control'):
+            assert build_graph(robot=robot, mode=mode, sim=False)
+            if robot != 'aloha':
+                assert build_graph(robot=robot, mode=mode, sim=True)
+    with pytest.raises(ConfigError, match="robot 'aloha' has no simulation yet"):
+        build_graph(robot='aloha', sim=True)
 
 
 def test_arguments_are_typed_and_checked():
@@ -70,7 +84,7 @@ def test_unknown_robot_or_mode(kwargs, message):
 def test_bad_camera_settings_are_caught_before_anything_starts(tmp_path):
     directory = robot_dir(tmp_path, 'cameras:\n  top: {source: v4l2, fps: 0}\n')
     with pytest.raises(ConfigError, match="camera 'top': fps must be > 0"):
-        build_graph(robot='bot', directory=directory)
+        build_graph(robot='bot', sim=False, directory=directory)
 
 
 def test_malformed_robot_yaml_names_the_file(tmp_path):
@@ -81,7 +95,7 @@ def test_malformed_robot_yaml_names_the_file(tmp_path):
 
 def test_config_dir_can_be_overridden(tmp_path, monkeypatch):
     monkeypatch.setenv('VLA_CONFIG_DIR', str(robot_dir(tmp_path, 'cameras: {}\n')))
-    assert build_graph(robot='bot') == []
+    assert build_graph(robot='bot', sim=False) == []
 
 
 def test_launch_file_builds_the_same_nodes_as_the_runner():
@@ -92,7 +106,10 @@ def test_launch_file_builds_the_same_nodes_as_the_runner():
     spec = importlib.util.spec_from_file_location('robot_launch', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    for arguments in ({'robot': 'so101', 'sim': 'true'}, {'robot': 'aloha', 'sim': 'false'}):
+    for arguments in (
+        {'robot': 'so101', 'sim': 'true'},
+        {'robot': 'aloha', 'sim': 'false', 'mode': 'control'},
+    ):
         context = LaunchContext()
         for entity in module.generate_launch_description().entities:
             if type(entity).__name__ == 'DeclareLaunchArgument':

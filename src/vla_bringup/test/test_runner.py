@@ -9,8 +9,10 @@ import time
 
 import pytest
 from sensor_msgs.msg import Image
+from sensor_msgs.msg import JointState
 
 from vla_common.qos import IMAGE_QOS
+from vla_common.qos import STATE_QOS
 
 pytestmark = pytest.mark.ros
 
@@ -23,6 +25,15 @@ def started_pids(output):
     return [int(pid) for pid in re.findall(r'\[vla\] started \S+ \(.*, pid (\d+)\)', output)]
 
 
+def write_test_pattern_rig(directory):
+    """A robot config with two test-pattern cameras, for runner tests without hardware."""
+    (directory / 'robots').mkdir()
+    (directory / 'robots' / 'so101.yaml').write_text(
+        'cameras:\n  front: {source: test_pattern}\n  wrist: {source: test_pattern}\n'
+    )
+    return directory
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -31,16 +42,20 @@ def alive(pid):
     return True
 
 
-def test_bringup_runs_the_camera_graph_and_stops_cleanly_on_ctrl_c(ros, run_command):
+def test_bringup_runs_the_simulated_robot_and_stops_cleanly_on_ctrl_c(ros, run_command):
     front = ros.subscribe(Image, 'camera/front/image_raw', IMAGE_QOS)
     wrist = ros.subscribe(Image, 'camera/wrist/image_raw', IMAGE_QOS)
-    runner = run_command(vla('bringup', 'robot:=so101', '--status-period', '1'), 'bringup')
-    ros.wait_for(lambda: len(front) >= 5 and len(wrist) >= 5, 30, 'images from both cameras')
-    healthy = re.compile(r'\[vla\] status: camera_front: .* OK streaming .*camera_wrist: .* OK')
-    ros.wait_for(lambda: healthy.search(runner.output), 15, 'a status line with both cameras OK')
+    states = ros.subscribe(JointState, 'joint_states', STATE_QOS)
+    runner = run_command(
+        vla('bringup', 'robot:=so101', 'mode:=control', '--status-period', '1'), 'bringup'
+    )
+    ros.wait_for(lambda: len(front) >= 5 and len(wrist) >= 5, 60, 'images from both cameras')
+    ros.wait_for(lambda: len(states) >= 50, 10, 'joint states')
+    healthy = re.compile(r'\[vla\] status: controller: controller OK holding.*sim: simulation OK')
+    ros.wait_for(lambda: healthy.search(runner.output), 15, 'a status line with all nodes OK')
     pids = started_pids(runner.output)
     assert len(pids) == 2
-    assert '[camera_front] ' in runner.output, 'node output is prefixed with the node name'
+    assert '[sim] ' in runner.output, 'node output is prefixed with the node name'
 
     assert runner.stop(signal.SIGINT, timeout=15) == 0, runner.output
     assert not [pid for pid in pids if alive(pid)], 'every node must be stopped'
@@ -75,7 +90,7 @@ def test_bringup_duration_and_config_errors(run_command):
     bad = run_command(vla('bringup', 'robot:=ur5'), 'bad')
     assert bad.wait_exit(20) == 2
     assert "vla: error: unknown robot 'ur5'" in bad.output
-    timed = run_command(vla('bringup', '--duration', '2'), 'timed')
+    timed = run_command(vla('bringup', '--duration', '2', '--status-period', '0'), 'timed')
     assert timed.wait_exit(30) == 0, timed.output
     assert '[vla] 2 s elapsed, stopping' in timed.output
 
@@ -84,8 +99,12 @@ def test_the_vla_console_script_is_installed():
     assert shutil.which('vla'), 'scripts/setup.sh installs the vla command'
 
 
-def test_nodes_stop_when_the_runner_is_killed(run_command):
-    runner = run_command(vla('bringup', '--status-period', '0'), 'bringup')
+def test_nodes_stop_when_the_runner_is_killed(run_command, tmp_path):
+    runner = run_command(
+        vla('bringup', 'sim:=false', '--status-period', '0'),
+        'bringup',
+        env={'VLA_CONFIG_DIR': str(write_test_pattern_rig(tmp_path))},
+    )
     deadline = time.monotonic() + 30
     while len(started_pids(runner.output)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)

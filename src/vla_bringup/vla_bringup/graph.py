@@ -19,14 +19,17 @@ from vla_common.params import resolve
 from vla_common.robot_config import load_robot_config
 from vla_perception.camera import PARAMETERS as CAMERA_PARAMETERS
 from vla_perception.camera import CameraConfig
+from vla_sim.config import PARAMETERS as SIM_PARAMETERS
+from vla_sim.config import SIMULATED_ROBOTS
+from vla_sim.config import SimConfig
 
 # The arguments of robot.launch.py and `vla bringup`, with defaults.
 GRAPH_ARGUMENTS = (
     Param('robot', 'so101', 'Robot: a file config/robots/<robot>.yaml (so101, so100, aloha).'),
-    Param('mode', 'cameras', 'What to run: cameras.'),
-    Param('sim', True, 'true: simulated robot and cameras; false: real hardware.'),
+    Param('mode', 'cameras', 'What to run: cameras, or control (cameras + chunk controller).'),
+    Param('sim', True, 'true: the MuJoCo robot and its cameras; false: real hardware.'),
 )
-MODES = ('cameras',)
+MODES = ('cameras', 'control')
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,39 @@ def build_graph(
         raise ConfigError(f'unknown mode {mode!r}; available: {", ".join(MODES)}')
     config = load_robot_config(robot, directory)
     cameras = config.get('cameras') or {}
-    return [_camera_node(name, settings, sim) for name, settings in cameras.items()]
-
-
-def _camera_node(name: str, settings: Any, sim: bool) -> NodeSpec:
-    if not isinstance(settings, dict):
-        raise ConfigError(f'camera {name!r}: expected a mapping of camera parameters')
-    parameters = {**settings, 'name': name}
+    for name, settings in cameras.items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f'camera {name!r}: expected a mapping of camera parameters')
     if sim:
-        # Until vla_sim renders its cameras, simulated cameras are moving test patterns.
-        parameters.update(source='test_pattern')
+        nodes = [_sim_node(robot, config, cameras)]
+    else:
+        nodes = [_camera_node(name, settings) for name, settings in cameras.items()]
+    if mode == 'control':
+        nodes.append(NodeSpec('vla_control', 'controller_node', 'controller', {'robot': robot}))
+    return nodes
+
+
+def _sim_node(robot: str, config: dict[str, Any], cameras: dict[str, dict]) -> NodeSpec:
+    """The simulator in place of the robot driver and the camera nodes (same topics)."""
+    if robot not in SIMULATED_ROBOTS:
+        raise ConfigError(
+            f'robot {robot!r} has no simulation yet (simulated: {", ".join(SIMULATED_ROBOTS)}); '
+            'use sim:=false for the real robot'
+        )
+    first = next(iter(cameras.values()), {})
+    parameters = {
+        'robot': robot,
+        'cameras': list(cameras) or ['front'],
+        'camera_fps': float(config.get('fps', 30)),
+        'width': first.get('width', 640),
+        'height': first.get('height', 480),
+    }
+    SimConfig.from_params(resolve(SIM_PARAMETERS, parameters))
+    return NodeSpec('vla_sim', 'sim_node', 'sim', parameters)
+
+
+def _camera_node(name: str, settings: dict[str, Any]) -> NodeSpec:
+    parameters = {**settings, 'name': name}
     try:
         CameraConfig.from_params(resolve(CAMERA_PARAMETERS, parameters))
     except ConfigError as exc:

@@ -125,7 +125,10 @@ def test_reset_is_seeded_and_rejects_unknown_tasks(ros, sim):
 @pytest.mark.parametrize(
     ('params', 'message'),
     [
-        ({'cameras': ['top']}, "unknown cameras ['top']; the scene has ['front', 'side']"),
+        (
+            {'cameras': ['top']},
+            "unknown cameras ['top']; the scene has ['front', 'side', 'wrist']",
+        ),
         ({'robot': 'aloha'}, "no simulation of robot 'aloha'"),
         ({'camera_fps': 0.0}, 'camera_fps must be in (0, 120]'),
     ],

@@ -9,6 +9,9 @@ from typing import Any
 from vla_common.errors import ConfigError
 from vla_common.params import Param
 
+# Robots with a simulation (the SO-100 uses the SO-101 model: same kinematics and servos).
+SIMULATED_ROBOTS = ('so101', 'so100')
+
 PARAMETERS = (
     Param('robot', 'so101', 'Simulated robot: so101 or so100 (same model).'),
     Param('task', 'pick_cube', 'Task scene loaded at start and by sim/reset without a task.'),

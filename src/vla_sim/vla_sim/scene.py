@@ -35,7 +35,7 @@ class CameraSpec:
 
 
 SO101_CAMERAS = (
-    CameraSpec('front', (0.62, 0.0, 0.42), (0.2, 0.0, 0.0), 50.0),
+    CameraSpec('front', (0.52, 0.0, 0.38), (0.22, 0.0, 0.03), 50.0),
     CameraSpec('side', (0.25, -0.55, 0.35), (0.22, 0.0, 0.02), 50.0),
 )
 
@@ -108,4 +108,7 @@ def so101_tabletop(max_width: int = 640, max_height: int = 480) -> mujoco.MjMode
             quat=list(look_at_quat(camera.pos, camera.target)),
             fovy=camera.fovy,
         )
+    # Wrist camera beside the fixed jaw, looking along the fingers (jaws at the image bottom).
+    gripper = next(body for body in spec.bodies if body.name == 'gripper')
+    gripper.add_camera(name='wrist', pos=[0.0, 0.045, 0.0], quat=[1.0, 0.0, 0.0, 0.0], fovy=80.0)
     return spec.compile()

@@ -13,12 +13,11 @@ import mujoco
 import numpy as np
 
 from vla_common.errors import ConfigError
+from vla_sim.config import SIMULATED_ROBOTS
 from vla_sim.scene import so101_tabletop
 from vla_sim.tasks import SO101_HOME
 from vla_sim.tasks import TASKS
 from vla_sim.tasks import Outcome
-
-ROBOTS = ('so101', 'so100')  # the SO-100 uses the SO-101 model (same kinematics and servos)
 
 
 class CommandRejectedError(ValueError):
@@ -33,8 +32,9 @@ class Simulation:
         max_width: int = 640,
         max_height: int = 480,
     ):
-        if robot not in ROBOTS:
-            raise ConfigError(f'no simulation of robot {robot!r}; available: {", ".join(ROBOTS)}')
+        if robot not in SIMULATED_ROBOTS:
+            available = ', '.join(SIMULATED_ROBOTS)
+            raise ConfigError(f'no simulation of robot {robot!r}; available: {available}')
         self.model = so101_tabletop(max_width, max_height)
         self.data = mujoco.MjData(self.model)
         # Controlled joints: the actuated ones, in actuator order (= the robot config's order).
