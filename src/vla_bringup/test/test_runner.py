@@ -61,6 +61,7 @@ def test_bringup_runs_the_simulated_robot_and_stops_cleanly_on_ctrl_c(ros, run_c
     assert not [pid for pid in pids if alive(pid)], 'every node must be stopped'
     assert '[vla] stopping' in runner.output
     assert 'Traceback' not in runner.output
+    assert 'deprecated' not in runner.output, 'the vla arguments must not reach rcl'
 
 
 def test_bringup_reports_which_required_node_failed_and_why(run_command, tmp_path):

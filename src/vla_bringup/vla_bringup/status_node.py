@@ -44,7 +44,8 @@ class StatusMonitor:
         self._say = say
         self._statuses: dict[str, Status] = {}
         self._context = rclpy.Context()
-        rclpy.init(context=self._context, signal_handler_options=_no_signal_handlers())
+        # args=[]: the vla command line (robot:=so101 ...) is not ROS remapping rules
+        rclpy.init(args=[], context=self._context, signal_handler_options=_no_signal_handlers())
         self._node = rclpy.create_node('vla_bringup_status', context=self._context)
         self._node.create_subscription(
             DiagnosticArray, 'diagnostics', self._on_diagnostics, STATE_QOS
