@@ -139,3 +139,33 @@ def test_bad_parameters_exit_with_one_clear_line(launch_node, params, message):
     errors = [line for line in node.output.splitlines() if 'sim_node: error:' in line]
     assert len(errors) == 1, node.output
     assert message in errors[0]
+
+
+def test_an_expert_run_succeeds_through_ros(ros, launch_node):
+    """The expert moves a virtual leader arm; relaying it to joint_command (a one-line
+    teleop) must pick the asked cube, judged by the sim on sim/success."""
+    from std_msgs.msg import Bool
+
+    success = ros.subscribe(Bool, 'sim/success', STATE_QOS)
+    commands = ros.node.create_publisher(JointState, 'joint_command', STATE_QOS)
+    ros.node.create_subscription(
+        JointState,
+        'leader/joint_states',
+        lambda leader: commands.publish(JointState(name=leader.name, position=leader.position)),
+        STATE_QOS,
+    )
+    node = launch_node(
+        'vla_sim',
+        'sim_node',
+        name='sim_expert',
+        params={
+            'seed': 4,
+            'expert': True,
+            'cameras': ['front'],
+            'camera_fps': 5.0,
+            'width': 64,
+            'height': 48,
+        },
+    )
+    ros.wait_for(lambda: any(m.data for m in list(success)), 30, 'sim/success true')
+    assert 'pick up the' in node.output

@@ -27,6 +27,8 @@ PARAMETERS = (
         'Pace to the wall clock (real-time factor 1); false: as fast as possible.',
     ),
     Param('publish_clock', False, 'Publish simulated time on /clock (for use_sim_time nodes).'),
+    Param('expert', False, 'Publish a scripted expert on leader/joint_states after each reset.'),
+    Param('expert_rate_hz', 50.0, 'leader/joint_states rate of the expert, in simulated time.'),
 )
 
 
@@ -42,6 +44,8 @@ class SimConfig:
     state_rate_hz: float = 100.0
     realtime: bool = True
     publish_clock: bool = False
+    expert: bool = False
+    expert_rate_hz: float = 50.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'cameras', tuple(self.cameras))
@@ -49,6 +53,8 @@ class SimConfig:
             raise ConfigError(f'camera_fps must be in (0, 120], got {self.camera_fps}')
         if not (math.isfinite(self.state_rate_hz) and 100 <= self.state_rate_hz <= 1000):
             raise ConfigError(f'state_rate_hz must be in [100, 1000], got {self.state_rate_hz}')
+        if not (math.isfinite(self.expert_rate_hz) and 1 <= self.expert_rate_hz <= 200):
+            raise ConfigError(f'expert_rate_hz must be in [1, 200], got {self.expert_rate_hz}')
         if not (0 < self.width <= 4096 and 0 < self.height <= 4096):
             raise ConfigError(
                 f'width and height must be in 1..4096, got {self.width}x{self.height}'

@@ -2,7 +2,9 @@
 
 In: joint_command (position targets by joint name). Out: joint_states, camera/<name>/image_raw
 and camera_info, sim/success, vla/instruction (latched, at every reset), clock (when
-publish_clock), diagnostics (real-time factor, rejected commands). Service: sim/reset.
+publish_clock), diagnostics (real-time factor, rejected commands), and with `expert:=true`
+leader/joint_states: a scripted demonstrator moving a virtual leader arm, as a person would
+(the teleop node turns it into joint_command). Service: sim/reset.
 
 Physics, rendering and publishing run in one thread (the renderer's GL context belongs to the
 thread that made it); callbacks only hand commands and resets over under a lock.
@@ -14,6 +16,7 @@ import threading
 import time
 
 import mujoco
+import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rosgraph_msgs.msg import Clock
@@ -37,6 +40,7 @@ from vla_msgs.srv import ResetScene
 from vla_perception.image_conversion import numpy_to_image
 from vla_sim.config import PARAMETERS
 from vla_sim.config import SimConfig
+from vla_sim.experts import PickCubeExpert
 from vla_sim.simulation import CommandRejectedError
 from vla_sim.simulation import Simulation
 from vla_sim.simulation import intrinsics
@@ -65,6 +69,11 @@ class SimNode(VlaNode):
         self._success = False
         self._outcome = None
         self._rtf = 0.0
+        self._expert: PickCubeExpert | None = None
+        self._leader = None  # the expert's last leader position
+        self._leader_pub = None
+        if config.expert:
+            self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', STATE_QOS)
         self._state_pub = self.create_publisher(JointState, 'joint_states', STATE_QOS)
         self._success_pub = self.create_publisher(Bool, 'sim/success', STATE_QOS)
         self._instruction_pub = self.create_publisher(String, 'vla/instruction', LATCHED_QOS)
@@ -120,6 +129,9 @@ class SimNode(VlaNode):
         with self._lock:
             instruction = self.sim.reset(seed, task)
             self._success = False
+            if self._leader_pub is not None:
+                self._expert = PickCubeExpert(self.sim)
+                self._leader = None
         self._instruction_pub.publish(String(data=instruction))
         return instruction
 
@@ -131,7 +143,9 @@ class SimNode(VlaNode):
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         dt = 1.0 / config.state_rate_hz
         camera_period = 1.0 / config.camera_fps
+        leader_period = 1.0 / config.expert_rate_hz
         wall_start, sim_start, next_frame, last_t = time.monotonic(), None, 0.0, -1.0
+        next_leader = 0.0
         window = (time.monotonic(), 0.0)  # wall, sim time at the start of the RTF window
         try:
             while not self._stop.is_set() and self.context.ok():
@@ -140,7 +154,7 @@ class SimNode(VlaNode):
                     t = self.sim.time
                     position, velocity, effort = self.sim.joint_state()
                 if t < last_t or sim_start is None:  # first tick or a reset: time restarted
-                    wall_start, sim_start, next_frame = time.monotonic(), t - dt, t
+                    wall_start, sim_start, next_frame, next_leader = time.monotonic(), t - dt, t, t
                     window = (wall_start, t)
                 last_t = t
                 stamp = self._stamp(t)
@@ -154,6 +168,9 @@ class SimNode(VlaNode):
                 )
                 state.header.stamp = stamp
                 self._state_pub.publish(state)
+                if self._leader_pub is not None and t >= next_leader:
+                    next_leader = max(next_leader + leader_period, t)
+                    self._publish_leader(t, stamp)
                 self._outcome = outcome
                 if outcome.success != self._success:
                     self._success = outcome.success
@@ -177,6 +194,18 @@ class SimNode(VlaNode):
                 self.request_exit(1, f'simulation failed: {type(exc).__name__}: {exc}')
         finally:
             renderer.close()
+
+    def _publish_leader(self, t: float, stamp: Time) -> None:
+        """The expert's arm, as a leader arm would report it; held still once the task is done."""
+        with self._lock:
+            targets = self._expert.targets(t) if self._expert is not None else None
+            if targets is not None:
+                self._leader = np.clip(targets, self.sim.lower, self.sim.upper)
+        if self._leader is None:
+            return
+        leader = JointState(name=list(self.sim.joint_names), position=self._leader.tolist())
+        leader.header.stamp = stamp
+        self._leader_pub.publish(leader)
 
     def _stamp(self, sim_time: float) -> Time:
         """Simulated time when it is published on /clock, else the wall clock at capture."""
