@@ -15,8 +15,11 @@ setup(
     zip_safe=True,
     maintainer='vla_stack developers',
     maintainer_email='dev@vla-stack.invalid',
-    description=(
-        'Leader-follower teleoperation, the episode recorder and dataset writers (no code yet).'
-    ),
+    description=('Leader-follower teleoperation, the episode recorder and dataset writers.'),
     license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'teleop_node = vla_teleop.teleop_node:main',
+        ],
+    },
 )

@@ -52,7 +52,7 @@ def test_every_shipped_robot_config_builds():
     robots = sorted(p.stem for p in (config_dir() / 'robots').glob('*.yaml'))
     assert robots == ['aloha', 'so100', 'so101']
     for robot in robots:
-        for mode in ('cameras', 'control'):
+        for mode in ('cameras', 'control', 'teleop'):
             assert build_graph(robot=robot, mode=mode, sim=False)
             if robot != 'aloha':
                 assert build_graph(robot=robot, mode=mode, sim=True)
@@ -139,3 +139,13 @@ def test_status_summary_line():
         'c: camera top STALE (no report for 10 s)'
     )
     assert summarize({}, now=0.0) == 'no diagnostics yet'
+
+
+def test_teleop_in_simulation_has_the_expert_as_leader():
+    sim, teleop = build_graph(robot='so101', mode='teleop', sim=True)
+    assert sim.parameters['expert'] is True
+    assert (teleop.package, teleop.executable, teleop.parameters) == (
+        'vla_teleop',
+        'teleop_node',
+        {'robot': 'so101'},
+    )

@@ -117,3 +117,13 @@ def test_nodes_stop_when_the_runner_is_killed(run_command, tmp_path):
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in pids if alive(pid)], 'orphaned nodes must terminate'
+
+
+def test_teleop_of_the_simulated_expert_picks_the_cube(ros, run_command):
+    """sim (expert on leader/joint_states) -> teleop -> joint_command -> sim: sim/success."""
+    from std_msgs.msg import Bool
+
+    success = ros.subscribe(Bool, 'sim/success', STATE_QOS)
+    runner = run_command(vla('bringup', 'robot:=so101', 'mode:=teleop'), 'bringup')
+    ros.wait_for(lambda: any(m.data for m in list(success)), 60, 'sim/success true')
+    assert 'teleoperating so101' in runner.output

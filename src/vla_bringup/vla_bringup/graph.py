@@ -26,10 +26,15 @@ from vla_sim.config import SimConfig
 # The arguments of robot.launch.py and `vla bringup`, with defaults.
 GRAPH_ARGUMENTS = (
     Param('robot', 'so101', 'Robot: a file config/robots/<robot>.yaml (so101, so100, aloha).'),
-    Param('mode', 'cameras', 'What to run: cameras, or control (cameras + chunk controller).'),
+    Param(
+        'mode',
+        'cameras',
+        'What to run: cameras; control (+ chunk controller); teleop (+ leader -> follower, '
+        'and in simulation a scripted expert as the leader).',
+    ),
     Param('sim', True, 'true: the MuJoCo robot and its cameras; false: real hardware.'),
 )
-MODES = ('cameras', 'control')
+MODES = ('cameras', 'control', 'teleop')
 
 
 @dataclass(frozen=True)
@@ -71,15 +76,19 @@ def build_graph(
         if not isinstance(settings, dict):
             raise ConfigError(f'camera {name!r}: expected a mapping of camera parameters')
     if sim:
-        nodes = [_sim_node(robot, config, cameras)]
+        nodes = [_sim_node(robot, config, cameras, expert=mode == 'teleop')]
     else:
         nodes = [_camera_node(name, settings) for name, settings in cameras.items()]
     if mode == 'control':
         nodes.append(NodeSpec('vla_control', 'controller_node', 'controller', {'robot': robot}))
+    if mode == 'teleop':
+        nodes.append(NodeSpec('vla_teleop', 'teleop_node', 'teleop', {'robot': robot}))
     return nodes
 
 
-def _sim_node(robot: str, config: dict[str, Any], cameras: dict[str, dict]) -> NodeSpec:
+def _sim_node(
+    robot: str, config: dict[str, Any], cameras: dict[str, dict], expert: bool
+) -> NodeSpec:
     """The simulator in place of the robot driver and the camera nodes (same topics)."""
     if robot not in SIMULATED_ROBOTS:
         raise ConfigError(
@@ -93,6 +102,7 @@ def _sim_node(robot: str, config: dict[str, Any], cameras: dict[str, dict]) -> N
         'camera_fps': float(config.get('fps', 30)),
         'width': first.get('width', 640),
         'height': first.get('height', 480),
+        'expert': expert,
     }
     SimConfig.from_params(resolve(SIM_PARAMETERS, parameters))
     return NodeSpec('vla_sim', 'sim_node', 'sim', parameters)

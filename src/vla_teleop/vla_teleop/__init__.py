@@ -1,1 +1,4 @@
-"""Leader-follower teleoperation, the episode recorder and dataset writers (no code yet)."""
+"""Teleoperation and recording for the vla_stack.
+
+Leader-follower mapping and the teleop node; the episode recorder comes next.
+"""

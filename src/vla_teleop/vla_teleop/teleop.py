@@ -1,0 +1,90 @@
+"""Teleoperation core: the follower copies the leader.
+
+Through the same safety filter as the controller (limits, velocity, acceleration, deviation
+from the measured follower).
+
+No rclpy; time is passed in. Rules: no leader message for `leader_timeout_s`, or no follower
+state, means no command (the follower holds its last target); when the leader comes back the
+follower ramps to it from where it is, never jumps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vla_common.params import Param
+from vla_control.limits import JointLimits
+from vla_control.safety import SafetyFilter
+from vla_teleop.mapping import LeaderStateError
+from vla_teleop.mapping import TeleopMapping
+
+PARAMETERS = (
+    Param('robot', 'so101', 'Robot config config/robots/<robot>.yaml: joints, limits, mapping.'),
+    Param('rate_hz', 50.0, 'joint_command rate.'),
+    Param('leader_timeout_s', 0.2, 'Stop commanding when the leader is silent this long.'),
+)
+
+
+@dataclass
+class TeleopCommand:
+    names: tuple[str, ...]
+    position: np.ndarray
+    velocity: np.ndarray
+
+
+class Teleop:
+    def __init__(self, robot_config: dict[str, Any], rate_hz: float, leader_timeout_s: float):
+        self.mapping = TeleopMapping.from_robot_config(robot_config)
+        self.limits = JointLimits.from_robot_config(robot_config)
+        control = robot_config.get('control') or {}
+        self.filter = SafetyFilter(self.limits, float(control.get('max_deviation', 0.5)))
+        self.state_timeout_s = float(control.get('state_timeout_s', 0.1))
+        self.dt = 1.0 / rate_hz
+        self.leader_timeout_s = leader_timeout_s
+        self._target: np.ndarray | None = None
+        self._leader_time: float | None = None
+        self._measured: np.ndarray | None = None
+        self._state_time: float | None = None
+        self.rejected = 0
+        self.last_rejection = ''
+
+    def on_leader(self, names: Sequence[str], positions: Sequence[float], now: float) -> None:
+        """Take a leader reading; raises LeaderStateError (counted) if it cannot be mapped."""
+        try:
+            self._target = self.mapping.map(names, positions)
+        except LeaderStateError as exc:
+            self.rejected += 1
+            self.last_rejection = str(exc)
+            raise
+        self._leader_time = now
+
+    def on_state(self, names: Sequence[str], positions: Sequence[float], now: float) -> None:
+        index = {name: i for i, name in enumerate(names)}
+        if any(n not in index or index[n] >= len(positions) for n in self.limits.names):
+            return
+        measured = np.array([positions[index[n]] for n in self.limits.names], dtype=float)
+        if np.all(np.isfinite(measured)):
+            self._measured, self._state_time = measured, now
+
+    def status(self, now: float) -> str:
+        if self._state_time is None or now - self._state_time > self.state_timeout_s:
+            return 'no follower joint_states'
+        if self._leader_time is None:
+            return 'waiting for the leader'
+        if now - self._leader_time > self.leader_timeout_s:
+            return f'leader silent for {now - self._leader_time:.2f} s'
+        return 'following'
+
+    def step(self, now: float) -> TeleopCommand | None:
+        """The follower command for this tick, or None when it must not be commanded."""
+        if self.status(now) != 'following':
+            self.filter.position = None  # restart from the measured follower position
+            return None
+        if not self.filter.ready:
+            self.filter.reset(self._measured)
+        position, velocity, _ = self.filter.apply(self._target, self._measured, self.dt)
+        return TeleopCommand(self.limits.names, position, velocity)
