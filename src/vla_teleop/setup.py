@@ -20,6 +20,7 @@ setup(
     entry_points={
         'console_scripts': [
             'teleop_node = vla_teleop.teleop_node:main',
+            'recorder_node = vla_teleop.recorder_node:main',
         ],
     },
 )
