@@ -127,3 +127,38 @@ def test_teleop_of_the_simulated_expert_picks_the_cube(ros, run_command):
     runner = run_command(vla('bringup', 'robot:=so101', 'mode:=teleop'), 'bringup')
     ros.wait_for(lambda: any(m.data for m in list(success)), 60, 'sim/success true')
     assert 'teleoperating so101' in runner.output
+
+
+def test_vla_record_saves_successful_expert_episodes(run_command, tmp_path):
+    import json
+
+    import yaml
+
+    from vla_common.robot_config import load_robot_config
+
+    small = load_robot_config('so101')
+    small.pop('_path')
+    for camera in small['cameras'].values():
+        camera.update(width=96, height=72)
+    (tmp_path / 'config' / 'robots').mkdir(parents=True)
+    (tmp_path / 'config' / 'robots' / 'so101.yaml').write_text(yaml.safe_dump(small))
+    dataset = tmp_path / 'dataset'
+    runner = run_command(
+        vla(
+            'record',
+            'robot:=so101',
+            'episodes:=1',
+            'episode_s:=7',
+            'keep:=success',
+            f'dataset:={dataset}',
+            'seed:=5',
+        ),
+        'record',
+        env={'VLA_CONFIG_DIR': str(tmp_path / 'config')},
+    )
+    assert runner.wait_exit(120) == 0, runner.output
+    assert '[vla] done: 1 of 1 episodes saved' in runner.output
+    info = json.loads((dataset / 'meta' / 'info.json').read_text())
+    assert info['total_episodes'] == 1
+    assert 200 <= info['total_frames'] <= 215  # 7 s at 30 fps
+    assert set(info['features']) >= {'observation.images.front', 'observation.images.wrist'}

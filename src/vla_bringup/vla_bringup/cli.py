@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import threading
 from pathlib import Path
 
 from vla_bringup.graph import GRAPH_ARGUMENTS
@@ -16,6 +17,8 @@ from vla_bringup.graph import parse_arguments
 from vla_bringup.runner import GraphRunner
 from vla_bringup.runner import node_command
 from vla_common.errors import ConfigError
+from vla_common.params import Param
+from vla_common.params import resolve
 
 
 def _launch_arguments(items: list[str]) -> dict[str, str]:
@@ -48,6 +51,51 @@ def _bringup(args: argparse.Namespace) -> int:
             monitor.close()
 
 
+RECORD_ARGUMENTS = (
+    Param('episodes', 1, 'Number of episodes to record.'),
+    Param('episode_s', 8.0, 'Length of each episode in seconds.'),
+    Param('seed', 0, 'sim: seed of the first scene (then seed + 1, ...).'),
+    Param('task', '', "The instruction; empty in sim: the scene's own instruction."),
+    Param('keep', 'all', 'all: keep every episode; success: only those the sim judged a success.'),
+)
+
+
+def _record(args: argparse.Namespace) -> int:
+    from vla_bringup.record_node import RecordingSession
+    from vla_bringup.record_node import SessionPlan
+
+    pairs = _launch_arguments(args.arguments)
+    session_names = {p.name for p in RECORD_ARGUMENTS}
+    graph_pairs = {k: v for k, v in pairs.items() if k not in session_names}
+    graph_args = parse_arguments({**graph_pairs, 'mode': 'record'})
+    raw = {k: v for k, v in pairs.items() if k in session_names}
+    types = {p.name: type(p.default) for p in RECORD_ARGUMENTS}
+    try:
+        typed = {k: types[k](v) for k, v in raw.items()}
+    except ValueError as exc:
+        raise ConfigError(f'bad record argument: {exc}') from None
+    session = resolve(RECORD_ARGUMENTS, typed)
+    if session['keep'] not in ('all', 'success') or session['episodes'] < 1:
+        raise ConfigError('keep must be all or success, and episodes >= 1')
+    if not graph_args['sim'] and not session['task']:
+        raise ConfigError('on a real robot give the instruction: task:="pick up the red cube"')
+    plan = SessionPlan(
+        episodes=session['episodes'],
+        episode_s=session['episode_s'],
+        first_seed=session['seed'],
+        task=session['task'],
+        keep=session['keep'],
+        sim=graph_args['sim'],
+    )
+    runner = GraphRunner(build_graph(**graph_args))
+    recording = RecordingSession(plan, runner.say)
+    worker = threading.Thread(target=lambda: runner.request_stop(recording.run()), daemon=True)
+    worker.start()
+    code = runner.run()
+    worker.join(timeout=5.0)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='vla', description='vla_stack command line.')
     commands = parser.add_subparsers(dest='command', required=True)
@@ -69,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         help='seconds between diagnostics summaries (0: none)',
     )
     bringup.set_defaults(handler=_bringup)
+    record_help = '; '.join(f'{p.name} (default {p.default!r})' for p in RECORD_ARGUMENTS)
+    record = commands.add_parser(
+        'record',
+        help='record episodes (sim: the scripted expert) into a LeRobot dataset',
+        description=f'Run the record graph and record episodes. Arguments name:=value: robot, '
+        f'sim, dataset (see bringup) and {record_help}.',
+    )
+    record.add_argument('arguments', nargs='*', metavar='name:=value')
+    record.set_defaults(handler=_record)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -30,11 +30,14 @@ GRAPH_ARGUMENTS = (
         'mode',
         'cameras',
         'What to run: cameras; control (+ chunk controller); teleop (+ leader -> follower, '
-        'and in simulation a scripted expert as the leader).',
+        'and in simulation a scripted expert as the leader); record (teleop + recorder).',
     ),
     Param('sim', True, 'true: the MuJoCo robot and its cameras; false: real hardware.'),
+    Param(
+        'dataset', '', 'record: dataset directory (created or appended to); empty: data/<robot>.'
+    ),
 )
-MODES = ('cameras', 'control', 'teleop')
+MODES = ('cameras', 'control', 'teleop', 'record')
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,11 @@ def parse_arguments(raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 def build_graph(
-    robot: str = 'so101', mode: str = 'cameras', sim: bool = True, directory: Path | None = None
+    robot: str = 'so101',
+    mode: str = 'cameras',
+    sim: bool = True,
+    dataset: str = '',
+    directory: Path | None = None,
 ) -> list[NodeSpec]:
     """The nodes to run, with their parameters checked before anything starts."""
     if mode not in MODES:
@@ -75,14 +82,24 @@ def build_graph(
     for name, settings in cameras.items():
         if not isinstance(settings, dict):
             raise ConfigError(f'camera {name!r}: expected a mapping of camera parameters')
+    teleop = mode in ('teleop', 'record')
     if sim:
-        nodes = [_sim_node(robot, config, cameras, expert=mode == 'teleop')]
+        nodes = [_sim_node(robot, config, cameras, expert=teleop)]
     else:
         nodes = [_camera_node(name, settings) for name, settings in cameras.items()]
     if mode == 'control':
         nodes.append(NodeSpec('vla_control', 'controller_node', 'controller', {'robot': robot}))
-    if mode == 'teleop':
+    if teleop:
         nodes.append(NodeSpec('vla_teleop', 'teleop_node', 'teleop', {'robot': robot}))
+    if mode == 'record':
+        first = next(iter(cameras.values()), {})
+        recorder = {
+            'robot': robot,
+            'dataset_dir': dataset or f'data/{robot}',
+            'width': first.get('width', 640),
+            'height': first.get('height', 480),
+        }
+        nodes.append(NodeSpec('vla_teleop', 'recorder_node', 'recorder', recorder))
     return nodes
 
 

@@ -77,6 +77,7 @@ class GraphRunner:
         self._print_lock = threading.Lock()
         self._running: list[_Running] = []
         self._stop_requested = threading.Event()
+        self._stop_code = 0
         self._workdir: Path | None = None
 
     def say(self, text: str) -> None:
@@ -103,7 +104,9 @@ class GraphRunner:
                 signal.signal(sig, handler)
             shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def request_stop(self) -> None:
+    def request_stop(self, code: int = 0) -> None:
+        """Stop the graph (from any thread); `run` then returns `code`."""
+        self._stop_code = code
         self._stop_requested.set()
 
     def _on_signal(self, signum, frame) -> None:
@@ -153,7 +156,7 @@ class GraphRunner:
                     running.reader.join(timeout=1.0)  # collect its last lines
                 return self._report_exit(running, code)
         self.say('stopping')
-        return 0
+        return self._stop_code
 
     def _report_exit(self, running: _Running, code: int) -> int:
         spec = running.spec
