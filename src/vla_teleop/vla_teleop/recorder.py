@@ -1,14 +1,17 @@
-"""Recorder core: samples the latest state, action and images on a fixed clock into a dataset.
+"""Recorder core: samples state, action and images on a fixed clock into a dataset.
 
-No rclpy; time is passed in. Each tick at the dataset fps takes the newest value of every
-source. A source with nothing new repeats its last value (counted as a repeated frame); a
-source silent for `stall_timeout_s` ends the episode: it is discarded, with the reason, and
-nothing already saved is touched.
+No rclpy; time is passed in. Every message is kept for a moment with its capture stamp; a tick
+at wall time t records sample time T = t - `latency_s` and takes, from every source, the value
+captured nearest to T. Sampling a little in the past lets late frames arrive, so transport
+jitter does not turn into repeated or skipped frames. A camera whose nearest frame is the one
+already recorded counts a repeated frame; a source with nothing within `stall_timeout_s` of T
+ends the episode: it is discarded, with the reason, and nothing already saved is touched.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -30,19 +33,35 @@ PARAMETERS = (
     Param('width', 640, 'Image width the cameras publish.'),
     Param('height', 480, 'Image height the cameras publish.'),
     Param('stall_timeout_s', 1.0, 'A source silent this long mid-episode discards the episode.'),
+    Param('latency_s', 0.1, 'Record this far in the past, so that late messages still count.'),
 )
 
 
-@dataclass
 class Source:
-    """The newest value of one input and when it arrived."""
+    """The recent values of one input with their capture stamps (the last `keep_s` seconds)."""
 
-    value: Any = None
-    arrival: float | None = None
-    fresh: bool = False  # new since the last recorded frame
+    def __init__(self, keep_s: float):
+        self._keep_s = keep_s
+        self._items: deque[tuple[float, Any]] = deque()
 
-    def put(self, value: Any, now: float) -> None:
-        self.value, self.arrival, self.fresh = value, now, True
+    def put(self, value: Any, stamp: float) -> None:
+        if self._items and stamp < self._items[-1][0] - self._keep_s:
+            self._items.clear()  # time jumped back (a restarted sim clock): start over
+        self._items.append((stamp, value))
+        if len(self._items) > 1 and stamp < self._items[-2][0]:  # arrived out of order
+            self._items = deque(sorted(self._items, key=lambda item: item[0]))
+        while self._items and stamp - self._items[0][0] > self._keep_s:
+            self._items.popleft()
+
+    @property
+    def latest(self) -> tuple[float, Any] | None:
+        return self._items[-1] if self._items else None
+
+    def nearest(self, t: float) -> tuple[float, Any] | None:
+        """The (stamp, value) captured nearest to `t`."""
+        if not self._items:
+            return None
+        return min(self._items, key=lambda item: abs(item[0] - t))
 
 
 @dataclass
@@ -59,6 +78,7 @@ class Recorder:
         cameras: Sequence[str],
         image_size: tuple[int, int],
         stall_timeout_s: float,
+        latency_s: float = 0.1,
     ):
         joints = list(robot_config.get('joints') or {})
         if not joints:
@@ -68,6 +88,9 @@ class Recorder:
             raise ConfigError(f'robot config fps must be a positive integer, got {fps!r}')
         if not (math.isfinite(stall_timeout_s) and stall_timeout_s > 0):
             raise ConfigError('stall_timeout_s must be > 0')
+        if not (math.isfinite(latency_s) and 0 <= latency_s < stall_timeout_s):
+            raise ConfigError('latency_s must be >= 0 and below stall_timeout_s')
+        self.latency_s = latency_s
         self.joints = tuple(joints)
         self.cameras = tuple(cameras)
         self.fps = fps
@@ -80,8 +103,10 @@ class Recorder:
             robot_type=robot_config.get('robot'),
         )
         self.writer = LeRobotDatasetWriter(root, spec)
-        self.state, self.action = Source(), Source()
-        self.images = {camera: Source() for camera in self.cameras}
+        keep = latency_s + 0.5
+        self.state, self.action = Source(keep), Source(keep)
+        self.images = {camera: Source(keep) for camera in self.cameras}
+        self._recorded: dict[str, float] = {}  # stamp of the image recorded last, per camera
         self.counters = EpisodeCounters()
         self.last_error = ''
 
@@ -94,42 +119,48 @@ class Recorder:
         vector = np.array([values[index[j]] for j in self.joints], dtype=np.float32)
         return vector if np.all(np.isfinite(vector)) else None
 
-    def on_state(self, names: Sequence[str], positions: Sequence[float], now: float) -> bool:
+    def on_state(self, names: Sequence[str], positions: Sequence[float], stamp: float) -> bool:
         vector = self._by_name(names, positions)
         if vector is not None:
-            self.state.put(vector, now)
+            self.state.put(vector, stamp)
         return vector is not None
 
-    def on_action(self, names: Sequence[str], positions: Sequence[float], now: float) -> bool:
+    def on_action(self, names: Sequence[str], positions: Sequence[float], stamp: float) -> bool:
         """A joint_command; partial commands update only the joints they name."""
         index = {name: i for i, name in enumerate(names)}
-        base = self.action.value if self.action.value is not None else self.state.value
-        if base is None or any(n not in self.joints for n in names):
+        previous = self.action.latest or self.state.latest
+        if previous is None or any(n not in self.joints for n in names):
             return False
+        base = previous[1]
         vector = base.copy()
         for k, joint in enumerate(self.joints):
             if joint in index and index[joint] < len(positions):
                 vector[k] = positions[index[joint]]
         if not np.all(np.isfinite(vector)):
             return False
-        self.action.put(vector, now)
+        self.action.put(vector, stamp)
         return True
 
-    def on_image(self, camera: str, rgb: np.ndarray, now: float) -> None:
+    def on_image(self, camera: str, rgb: np.ndarray, stamp: float) -> None:
         if camera in self.images:
-            self.images[camera].put(rgb, now)
+            self.images[camera].put(rgb, stamp)
 
     # --- episodes ---------------------------------------------------------------------------
 
-    def missing(self, now: float) -> list[str]:
-        """The sources without a value newer than the stall timeout."""
+    def _sources(self) -> dict[str, Source]:
         sources = {'joint_states': self.state, 'joint_command': self.action}
         sources.update({f'camera {c}': s for c, s in self.images.items()})
-        return [
-            name
-            for name, s in sources.items()
-            if s.arrival is None or now - s.arrival > self.stall_timeout_s
-        ]
+        return sources
+
+    def missing(self, now: float) -> list[str]:
+        """The sources with nothing captured within the stall timeout of the sample time."""
+        t = now - self.latency_s
+        missing = []
+        for name, source in self._sources().items():
+            item = source.nearest(t)
+            if item is None or abs(item[0] - t) > self.stall_timeout_s:
+                missing.append(name)
+        return missing
 
     def start(self, task: str, now: float) -> int:
         """Start an episode; raises DatasetError saying what is missing."""
@@ -138,6 +169,7 @@ class Recorder:
             raise DatasetError(f'cannot start: no recent data from {", ".join(missing)}')
         episode = self.writer.start_episode(task)
         self.counters = EpisodeCounters(repeated=dict.fromkeys(self.cameras, 0))
+        self._recorded = {}
         return episode
 
     def tick(self, now: float) -> str | None:
@@ -152,12 +184,14 @@ class Recorder:
                 f'{self.stall_timeout_s:g} s'
             )
             return self.last_error
+        t = now - self.latency_s
+        images = {}
         for camera, source in self.images.items():
-            if not source.fresh:
+            stamp, images[camera] = source.nearest(t)
+            if self._recorded.get(camera) == stamp:
                 self.counters.repeated[camera] += 1
-            source.fresh = False
-        images = {camera: source.value for camera, source in self.images.items()}
-        self.writer.add_frame(self.state.value, self.action.value, images)
+            self._recorded[camera] = stamp
+        self.writer.add_frame(self.state.nearest(t)[1], self.action.nearest(t)[1], images)
         self.counters.frames += 1
         return None
 

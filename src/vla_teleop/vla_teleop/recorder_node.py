@@ -47,6 +47,7 @@ class RecorderNode(VlaNode):
                 cameras,
                 (values['height'], values['width']),
                 values['stall_timeout_s'],
+                values['latency_s'],
             )
         except DatasetError as exc:
             raise ConfigError(str(exc)) from None
@@ -76,11 +77,16 @@ class RecorderNode(VlaNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _stamp(self, msg) -> float:
+        """Capture time of a message; its arrival when the sender left it unstamped."""
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        return stamp if stamp > 0 else self._now()
+
     def _on_state(self, msg: JointState) -> None:
-        self.recorder.on_state(msg.name, msg.position, self._now())
+        self.recorder.on_state(msg.name, msg.position, self._stamp(msg))
 
     def _on_command(self, msg: JointState) -> None:
-        self.recorder.on_action(msg.name, msg.position, self._now())
+        self.recorder.on_action(msg.name, msg.position, self._stamp(msg))
 
     def _on_instruction(self, msg: String) -> None:
         self._instruction = msg.data
@@ -100,7 +106,7 @@ class RecorderNode(VlaNode):
                 throttle_duration_sec=2.0,
             )
             return
-        self.recorder.on_image(camera, rgb.copy(), self._now())
+        self.recorder.on_image(camera, rgb.copy(), self._stamp(msg))
 
     def _on_start(self, request: StartEpisode.Request, response: StartEpisode.Response):
         task = request.instruction or self._instruction
