@@ -182,9 +182,11 @@ def test_bad_frames_and_calls_are_clear_errors(tmp_path):
         not (tmp_path / 'meta/info.json').exists()
         or json.loads((tmp_path / 'meta/info.json').read_text())['total_episodes'] == 0
     )
-    (tmp_path / 'other').mkdir()
+    stray = tmp_path / 'other'
+    stray.mkdir()
+    (stray / 'notes.txt').write_text('not a dataset')
     with pytest.raises(DatasetError, match=r'not empty and has no meta/info\.json'):
-        LeRobotDatasetWriter(tmp_path / 'other' / '..', SPEC)
+        LeRobotDatasetWriter(stray, SPEC)
 
 
 KILLED_WRITER = textwrap.dedent("""
@@ -223,3 +225,39 @@ def test_kill_9_during_an_episode_loses_only_that_episode(tmp_path):
     assert [r['episode_index'] for r in read_data(tmp_path)] == [0] * 10 + [1] * 10
     assert record(writer, 'after the crash', 6) == 6
     assert len(decode(tmp_path / 'videos/observation.images.wrist/chunk-000/file-002.mp4')) == 6
+
+
+def test_a_crash_between_moving_files_and_counting_them_is_repaired(tmp_path):
+    writer = LeRobotDatasetWriter(tmp_path, SPEC)
+    record(writer, 'first', 4)
+    info_path = tmp_path / 'meta/info.json'
+    counted = info_path.read_text()
+    record(writer, 'second', 5)
+    info_path.write_text(counted)  # as if killed after the moves, before info.json
+    writer = LeRobotDatasetWriter(tmp_path, SPEC)
+    assert not (tmp_path / 'data/chunk-000/file-001.parquet').exists()
+    assert not (tmp_path / 'videos/observation.images.front/chunk-000/file-001.mp4').exists()
+    assert writer.tasks == ['first'], 'the uncounted task is dropped'
+    stats = json.loads((tmp_path / 'meta/stats.json').read_text())
+    assert stats['observation.state']['count'] == [4]
+    assert record(writer, 'third', 3) == 3
+    assert [r['episode_index'] for r in read_data(tmp_path)] == [0] * 4 + [1] * 3
+
+
+def test_a_crash_during_the_first_save_leaves_a_dataset_that_reopens(tmp_path):
+    LeRobotDatasetWriter(tmp_path, SPEC)
+    (tmp_path / 'data/chunk-000').mkdir(parents=True)
+    (tmp_path / 'data/chunk-000/file-000.parquet').write_bytes(b'half written')
+    writer = LeRobotDatasetWriter(tmp_path, SPEC)
+    assert not list(tmp_path.glob('data/*/*.parquet'))
+    assert record(writer, 'task', 3) == 3
+
+
+def test_column_types_are_the_ones_lerobot_reads(tmp_path):
+    record(LeRobotDatasetWriter(tmp_path, SPEC), 'task', 3)
+    schema = pq.read_schema(tmp_path / 'data/chunk-000/file-000.parquet')
+    state = schema.field('observation.state').type
+    assert (str(state.value_type), state.list_size) == ('float', 2)  # fixed_size_list<float>[2]
+    assert str(schema.field('timestamp').type) == 'float'
+    for name in ('frame_index', 'episode_index', 'index', 'task_index'):
+        assert str(schema.field(name).type) == 'int64'

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import threading
 from dataclasses import dataclass
@@ -94,11 +95,15 @@ class VideoEncoder:
     def add(self, rgb: np.ndarray) -> None:
         if self._error is not None:
             raise DatasetError(f'video encoding failed for {self.path.name}: {self._error}')
-        self._queue.put(rgb)
+        try:  # never block the caller (a ROS callback) for long
+            self._queue.put(rgb, timeout=2.0)
+        except queue.Full:
+            raise DatasetError(f'the video encoder of {self.path.name} cannot keep up') from None
 
     def _encode(self) -> None:
         import av
 
+        finished = False
         try:
             while (rgb := self._queue.get()) is not None:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format='rgb24')
@@ -106,19 +111,25 @@ class VideoEncoder:
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
                 self.frames += 1
+            finished = True
             for packet in self._stream.encode():
                 self._container.mux(packet)
         except Exception as exc:
             self._error = exc
-            while self._queue.get() is not None:  # let add() and close() go on
+            while not finished and self._queue.get() is not None:  # let add() and close() go on
                 pass
         finally:
-            self._container.close()
+            try:
+                self._container.close()  # writes the index: a failure here is a broken file
+            except Exception as exc:
+                self._error = self._error or exc
 
     def close(self) -> int:
         """Finish the file; returns the number of frames encoded."""
         self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout=60.0)
+        if self._thread.is_alive():
+            raise DatasetError(f'the video encoder of {self.path.name} did not finish')
         if self._error is not None:
             raise DatasetError(f'video encoding failed for {self.path.name}: {self._error}')
         return self.frames
@@ -140,8 +151,11 @@ def vector_stats(values: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def image_stats(frames: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-channel statistics in [0, 1], shaped (3, 1, 1) as LeRobot's normalizer expects."""
-    pixels = np.stack([f[::4, ::4] for f in frames]).reshape(-1, 3).astype(np.float64) / 255.0
+    """Per-channel statistics in [0, 1], shaped (3, 1, 1) as LeRobot's normalizer expects.
+
+    `frames` are the sampled (and downsampled) frames of one episode.
+    """
+    pixels = np.stack(frames).reshape(-1, 3).astype(np.float64) / 255.0
     stats = vector_stats(pixels)
     shaped = {key: value.reshape(3, 1, 1) for key, value in stats.items() if key != 'count'}
     shaped['count'] = np.array([len(frames)])
@@ -184,10 +198,18 @@ class EpisodeBuffer:
         self.stat_frames: dict[str, list[np.ndarray]] = {c: [] for c in writer.spec.cameras}
         self.staging = writer.root / '.staging' / f'episode-{episode:06d}'
         self.staging.mkdir(parents=True, exist_ok=True)
-        self.encoders = {
-            camera: VideoEncoder(self.staging / f'{camera}.mp4', writer.spec, *size)
-            for camera, size in writer.spec.cameras.items()
-        }
+        self.encoders: dict[str, VideoEncoder] = {}
+        try:
+            for camera, size in writer.spec.cameras.items():
+                path = self.staging / f'{camera}.mp4'
+                self.encoders[camera] = VideoEncoder(path, writer.spec, *size)
+        except Exception as exc:  # e.g. the codec is missing: stop the ones already running
+            for encoder in self.encoders.values():
+                try:
+                    encoder.close()
+                except DatasetError:
+                    pass
+            raise DatasetError(f'cannot start video encoding: {exc}') from exc
 
     def __len__(self) -> int:
         return len(self.states)
@@ -208,8 +230,12 @@ class LeRobotDatasetWriter:
             if any(p.name != '.staging' for p in self.root.iterdir()):
                 raise DatasetError(f'{self.root} is not empty and has no meta/info.json')
             self.info = self._new_info()
-        self._repair()
+            # Counted from the start: a crash during the first save leaves a dataset that
+            # reopens (and repairs) like any other, not a directory without info.json.
+            (self.root / 'meta').mkdir(exist_ok=True)
+            _write_json(info_path, self.info)
         self.tasks: list[str] = self._read_tasks()
+        self._repair()
 
     # --- dataset level --------------------------------------------------------------------
 
@@ -286,15 +312,32 @@ class LeRobotDatasetWriter:
         return info
 
     def _repair(self) -> None:
-        """Drop what an interrupted run left: staged episodes and files beyond the totals."""
+        """Drop what an interrupted run left, then make tasks and stats match again.
+
+        Removed: staged episodes, temporary files, and the files of any episode that
+        info.json does not count.
+        """
         shutil.rmtree(self.root / '.staging', ignore_errors=True)
+        for leftover in self.root.glob('meta/*.tmp'):
+            leftover.unlink()
         total = self.info['total_episodes']
+        removed = False
         for pattern in ('data/*/*.parquet', 'meta/episodes/*/*.parquet', 'videos/*/*/*.mp4'):
             for path in self.root.glob(pattern):
-                chunk = int(path.parent.name.split('-')[1])
-                number = int(path.stem.split('-')[1])
-                if chunk * CHUNKS_SIZE + number >= total:
+                chunk = re.fullmatch(r'chunk-(\d+)', path.parent.name)
+                number = re.fullmatch(r'file-(\d+)', path.stem)
+                if chunk and number and int(chunk[1]) * CHUNKS_SIZE + int(number[1]) >= total:
                     path.unlink()
+                    removed = True
+        if removed or len(self.tasks) != self.info['total_tasks']:
+            used = []
+            for path in sorted(self.root.glob('meta/episodes/*/*.parquet')):
+                for row in pq.read_table(path, columns=['tasks']).to_pylist():
+                    used.extend(t for t in row['tasks'] if t not in used)
+            self.tasks = [t for t in self.tasks if t in used]
+            if total:
+                self._write_tasks()
+                self._write_stats()
 
     def _read_tasks(self) -> list[str]:
         path = self.root / 'meta' / 'tasks.parquet'
@@ -345,8 +388,8 @@ class LeRobotDatasetWriter:
                 )
         for camera, image in images.items():
             episode.encoders[camera].add(image)
-            if len(episode) % max(1, spec.fps // 2) == 0:  # 2 frames a second for the stats
-                episode.stat_frames[camera].append(image)
+            if len(episode) % max(1, spec.fps // 2) == 0:  # 2 small frames a second for stats
+                episode.stat_frames[camera].append(image[::4, ::4].copy())
         episode.states.append(state)
         episode.actions.append(action)
 
@@ -366,6 +409,8 @@ class LeRobotDatasetWriter:
         self._episode = None
         try:
             return self._save(episode)
+        except OSError as exc:  # disk full, permissions: nothing counted, nothing saved lost
+            raise DatasetError(f'episode not saved: {exc}') from exc
         finally:
             shutil.rmtree(episode.staging, ignore_errors=True)
 
@@ -376,7 +421,14 @@ class LeRobotDatasetWriter:
 
     def _save(self, episode: EpisodeBuffer) -> int:
         length = len(episode)
-        frame_counts = {camera: enc.close() for camera, enc in episode.encoders.items()}
+        frame_counts, errors = {}, []
+        for camera, encoder in episode.encoders.items():  # close every one, even after an error
+            try:
+                frame_counts[camera] = encoder.close()
+            except DatasetError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise DatasetError('; '.join(errors))
         if length == 0:
             raise DatasetError('the episode has no frames: nothing saved')
         for camera, count in frame_counts.items():
