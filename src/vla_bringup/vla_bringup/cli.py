@@ -77,6 +77,8 @@ def _record(args: argparse.Namespace) -> int:
     session = resolve(RECORD_ARGUMENTS, typed)
     if session['keep'] not in ('all', 'success') or session['episodes'] < 1:
         raise ConfigError('keep must be all or success, and episodes >= 1')
+    if not session['episode_s'] > 0:
+        raise ConfigError(f'episode_s must be > 0, got {session["episode_s"]}')
     if not graph_args['sim'] and not session['task']:
         raise ConfigError('on a real robot give the instruction: task:="pick up the red cube"')
     plan = SessionPlan(

@@ -50,6 +50,7 @@ class RecordingSession:
         self._node = rclpy.create_node('vla_record', context=self._context)
         self._success = False
         self._recorder_values: dict[str, str] = {}
+        self._clients: dict[str, object] = {}
         self._node.create_subscription(Bool, 'sim/success', self._on_success, STATE_QOS)
         self._node.create_subscription(
             DiagnosticArray, 'diagnostics', self._on_diagnostics, STATE_QOS
@@ -74,13 +75,16 @@ class RecordingSession:
                 self._recorder_values = {kv.key: kv.value for kv in status.values}
 
     def _call(self, srv_type, name: str, request, timeout: float = 30.0):
-        client = self._node.create_client(srv_type, name)
+        if name not in self._clients:  # one client per service for the whole session
+            self._clients[name] = self._node.create_client(srv_type, name)
+        client = self._clients[name]
         if not client.wait_for_service(timeout_sec=timeout):
             raise SessionError(f'service {name} did not appear within {timeout:g} s')
         future = client.call_async(request)
         end = time.monotonic() + timeout
         while not future.done():
             if time.monotonic() > end:
+                future.cancel()
                 raise SessionError(f'{name} did not answer within {timeout:g} s')
             time.sleep(0.01)
         return future.result()

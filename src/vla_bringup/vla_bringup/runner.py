@@ -199,12 +199,23 @@ class GraphRunner:
                 running.reader.join(timeout=1.0)
 
 
-def _terminate_with_parent() -> None:
-    """In the child: get SIGTERM if the runner dies, even by SIGKILL (Linux prctl)."""
+def _parent_death_signal():
+    """A function for the child that asks Linux for SIGTERM when the runner dies, or None.
+
+    Resolved here, in the parent: a child forked from a threaded process may only do
+    async-signal-safe work before exec, so it must not import or load libraries.
+    """
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass  # not Linux: Ctrl-C, SIGTERM and SIGHUP still stop the nodes
+        return None  # not Linux: Ctrl-C, SIGTERM and SIGHUP still stop the nodes
+
+    def set_signal() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_signal
+
+
+_terminate_with_parent = _parent_death_signal()

@@ -120,6 +120,10 @@ def test_reset_is_seeded_and_rejects_unknown_tasks(ros, sim):
     bad = call_reset(ros, 1, 'insertion')
     assert not bad.success
     assert "unknown task 'insertion'; available: pick_cube" in bad.message
+    negative = call_reset(ros, -1)
+    assert not negative.success
+    assert 'seed must be >= 0' in negative.message
+    assert call_reset(ros, 13).success, 'the sim is still there after bad resets'
 
 
 @pytest.mark.parametrize(

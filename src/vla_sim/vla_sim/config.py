@@ -49,6 +49,8 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'cameras', tuple(self.cameras))
+        if self.seed < 0:
+            raise ConfigError(f'seed must be >= 0, got {self.seed}')
         if not (math.isfinite(self.camera_fps) and 0 < self.camera_fps <= 120):
             raise ConfigError(f'camera_fps must be in (0, 120], got {self.camera_fps}')
         if not (math.isfinite(self.state_rate_hz) and 100 <= self.state_rate_hz <= 1000):

@@ -69,6 +69,8 @@ class SimNode(VlaNode):
         self._success = False
         self._outcome = None
         self._rtf = 0.0
+        self._scene = 0  # counts resets: results of a previous scene are not published
+        self._clock_offset = 0.0
         self._expert: PickCubeExpert | None = None
         self._leader = None  # the expert's last leader position
         self._leader_pub = None
@@ -127,7 +129,10 @@ class SimNode(VlaNode):
 
     def _reset(self, seed: int, task: str | None) -> str:
         with self._lock:
-            instruction = self.sim.reset(seed, task)
+            time_before = self.sim.time
+            instruction = self.sim.reset(seed, task)  # raises ConfigError before changing a thing
+            self._clock_offset += time_before  # /clock never runs backwards across resets
+            self._scene += 1
             self._success = False
             if self._leader_pub is not None:
                 self._expert = PickCubeExpert(self.sim)
@@ -139,8 +144,7 @@ class SimNode(VlaNode):
 
     def _loop(self) -> None:
         config = self.config
-        renderer = mujoco.Renderer(self.sim.model, config.height, config.width)
-        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        renderer = None
         dt = 1.0 / config.state_rate_hz
         camera_period = 1.0 / config.camera_fps
         leader_period = 1.0 / config.expert_rate_hz
@@ -148,11 +152,14 @@ class SimNode(VlaNode):
         next_leader = 0.0
         window = (time.monotonic(), 0.0)  # wall, sim time at the start of the RTF window
         try:
+            renderer = mujoco.Renderer(self.sim.model, config.height, config.width)
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
             while not self._stop.is_set() and self.context.ok():
                 with self._lock:
                     outcome = self.sim.step(dt)
                     t = self.sim.time
                     position, velocity, effort = self.sim.joint_state()
+                    scene = self._scene
                 if t < last_t or sim_start is None:  # first tick or a reset: time restarted
                     wall_start, sim_start, next_frame, next_leader = time.monotonic(), t - dt, t, t
                     window = (wall_start, t)
@@ -171,9 +178,14 @@ class SimNode(VlaNode):
                 if self._leader_pub is not None and t >= next_leader:
                     next_leader = max(next_leader + leader_period, t)
                     self._publish_leader(t, stamp)
-                self._outcome = outcome
-                if outcome.success != self._success:
-                    self._success = outcome.success
+                with self._lock:
+                    if scene == self._scene:  # no reset since this step
+                        self._outcome = outcome
+                        changed = outcome.success != self._success
+                        self._success = outcome.success
+                    else:
+                        changed = False
+                if changed:
                     self._success_pub.publish(Bool(data=outcome.success))
                 if t >= next_frame:
                     next_frame = max(next_frame + camera_period, t)
@@ -193,7 +205,8 @@ class SimNode(VlaNode):
             if self.context.ok():
                 self.request_exit(1, f'simulation failed: {type(exc).__name__}: {exc}')
         finally:
-            renderer.close()
+            if renderer is not None:
+                renderer.close()
 
     def _publish_leader(self, t: float, stamp: Time) -> None:
         """The expert's arm, as a leader arm would report it; held still once the task is done."""
@@ -201,16 +214,17 @@ class SimNode(VlaNode):
             targets = self._expert.targets(t) if self._expert is not None else None
             if targets is not None:
                 self._leader = np.clip(targets, self.sim.lower, self.sim.upper)
-        if self._leader is None:
+            position = self._leader
+        if position is None:
             return
-        leader = JointState(name=list(self.sim.joint_names), position=self._leader.tolist())
+        leader = JointState(name=list(self.sim.joint_names), position=position.tolist())
         leader.header.stamp = stamp
         self._leader_pub.publish(leader)
 
     def _stamp(self, sim_time: float) -> Time:
         """Simulated time when it is published on /clock, else the wall clock at capture."""
         if self._clock_pub is not None:
-            return to_time(sim_time)
+            return to_time(self._clock_offset + sim_time)
         return self.get_clock().now().to_msg()
 
     def _render(self, renderer: mujoco.Renderer, stamp: Time) -> None:

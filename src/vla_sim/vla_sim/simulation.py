@@ -102,6 +102,8 @@ class Simulation:
 
     def reset(self, seed: int, task: str | None = None) -> str:
         """A new scene from `seed` (same seed, same scene); returns the instruction."""
+        if seed < 0:
+            raise ConfigError(f'seed must be >= 0, got {seed}')
         if task and task != self.task.name:
             self.task = self._make_task(task)
         mujoco.mj_resetData(self.model, self.data)

@@ -44,7 +44,7 @@ class PickCubeTask:
         self._qpos = {c: model.jnt_qposadr[model.joint(f'cube_{c}').id] for c in self._cubes}
         self._dof = {c: model.jnt_dofadr[model.joint(f'cube_{c}').id] for c in self._cubes}
         self.target = self._cubes[0]
-        self._above_since: dict[str, float | None] = {}
+        self._above_since: dict[str, float | None] = dict.fromkeys(self._cubes)
         self._wrong = False
 
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> str:

@@ -53,6 +53,11 @@ def test_offset_sign_scale_and_gripper_range():
             'two different values',
         ),
         ({'grippers': {'gripper': {'leader_range': [0, 1]}}}, 'follower_range'),
+        (
+            {'grippers': {'gripper': {'leader_range': [0, 1], 'follower_range': [0, 1, 2]}}},
+            'two values each',
+        ),
+        ({'joints': {'elbow_flex': {'scale': float('nan')}}}, 'finite'),
     ],
 )
 def test_bad_mappings_are_config_errors(teleop, message):
@@ -89,3 +94,10 @@ def test_follower_ramps_to_a_far_leader_and_stops_when_the_leader_is_silent():
     teleop.on_state(NAMES, previous.tolist(), t + 0.5)  # the follower reports, the leader not
     assert teleop.step(t + 0.5) is None
     assert teleop.status(t + 0.5).startswith('leader silent')
+
+
+def test_bad_rates_are_config_errors():
+    with pytest.raises(ConfigError, match='rate_hz'):
+        Teleop(SO101, rate_hz=0.0, leader_timeout_s=0.2)
+    with pytest.raises(ConfigError, match='leader_timeout_s'):
+        Teleop(SO101, rate_hz=50.0, leader_timeout_s=-1.0)

@@ -85,16 +85,24 @@ def _joint_map(name: str, spec: Any, gripper: bool, where: str) -> JointMap:
         if gripper:
             leader_range = tuple(float(v) for v in spec['leader_range'])
             follower_range = tuple(float(v) for v in spec['follower_range'])
-            if len(leader_range) != 2 or leader_range[0] == leader_range[1]:
+            numbers = leader_range + follower_range
+            if len(leader_range) != 2 or len(follower_range) != 2:
+                raise ValueError('leader_range and follower_range need two values each')
+            if leader_range[0] == leader_range[1]:
                 raise ValueError('leader_range needs two different values')
-            return JointMap(
+            mapping = JointMap(
                 spec.get('leader', name), leader_range=leader_range, follower_range=follower_range
             )
-        return JointMap(
-            spec.get('leader', name),
-            float(spec.get('sign', 1.0)),
-            float(spec.get('scale', 1.0)),
-            float(spec.get('offset', 0.0)),
-        )
+        else:
+            mapping = JointMap(
+                spec.get('leader', name),
+                float(spec.get('sign', 1.0)),
+                float(spec.get('scale', 1.0)),
+                float(spec.get('offset', 0.0)),
+            )
+            numbers = (mapping.sign, mapping.scale, mapping.offset)
+        if not all(math.isfinite(v) for v in numbers):
+            raise ValueError('values must be finite numbers')
+        return mapping
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f'{where}: teleop mapping of {name!r}: {exc}') from None

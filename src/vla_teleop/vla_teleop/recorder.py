@@ -129,7 +129,7 @@ class Recorder:
         """A joint_command; partial commands update only the joints they name."""
         index = {name: i for i, name in enumerate(names)}
         previous = self.action.latest or self.state.latest
-        if previous is None or any(n not in self.joints for n in names):
+        if previous is None:  # joints not named keep their last value: start from somewhere
             return False
         base = previous[1]
         vector = base.copy()
@@ -168,6 +168,7 @@ class Recorder:
         if missing:
             raise DatasetError(f'cannot start: no recent data from {", ".join(missing)}')
         episode = self.writer.start_episode(task)
+        self.last_error = ''
         self.counters = EpisodeCounters(repeated=dict.fromkeys(self.cameras, 0))
         self._recorded = {}
         return episode

@@ -49,7 +49,7 @@ class RecorderNode(VlaNode):
                 values['stall_timeout_s'],
                 values['latency_s'],
             )
-        except DatasetError as exc:
+        except (DatasetError, OSError) as exc:  # e.g. a dataset_dir that cannot be written
             raise ConfigError(str(exc)) from None
         self._size = (values['height'], values['width'])
         self._instruction = ''
@@ -112,7 +112,7 @@ class RecorderNode(VlaNode):
         task = request.instruction or self._instruction
         try:
             response.episode_index = self.recorder.start(task, self._now())
-        except DatasetError as exc:
+        except Exception as exc:  # a failed start must answer, not kill the recorder
             response.success, response.message = False, str(exc)
             self.get_logger().error(f'start_episode: {exc}')
             return response
@@ -128,7 +128,7 @@ class RecorderNode(VlaNode):
             return response
         try:
             response.episode_index, response.num_frames = self.recorder.stop(request.keep)
-        except DatasetError as exc:
+        except Exception as exc:  # disk full, encoder error: answer and keep running
             response.success, response.message = False, f'episode not saved: {exc}'
             self.get_logger().error(response.message)
             return response
@@ -143,8 +143,9 @@ class RecorderNode(VlaNode):
     def _tick(self) -> None:
         try:
             error = self.recorder.tick(self._now())
-        except DatasetError as exc:
-            self.recorder.writer.discard_episode()
+        except Exception as exc:  # a frame that cannot be written ends only this episode
+            if self.recorder.writer.recording:
+                self.recorder.writer.discard_episode()
             error = self.recorder.last_error = f'episode discarded: {exc}'
         if error:
             self.get_logger().error(error)

@@ -10,12 +10,14 @@ follower ramps to it from where it is, never jumps.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from vla_common.errors import ConfigError
 from vla_common.params import Param
 from vla_control.limits import JointLimits
 from vla_control.safety import SafetyFilter
@@ -38,6 +40,10 @@ class TeleopCommand:
 
 class Teleop:
     def __init__(self, robot_config: dict[str, Any], rate_hz: float, leader_timeout_s: float):
+        if not (math.isfinite(rate_hz) and 1 <= rate_hz <= 1000):
+            raise ConfigError(f'rate_hz must be in [1, 1000], got {rate_hz}')
+        if not (math.isfinite(leader_timeout_s) and leader_timeout_s > 0):
+            raise ConfigError(f'leader_timeout_s must be > 0, got {leader_timeout_s}')
         self.mapping = TeleopMapping.from_robot_config(robot_config)
         self.limits = JointLimits.from_robot_config(robot_config)
         control = robot_config.get('control') or {}
