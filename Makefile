@@ -4,9 +4,10 @@
 setup:
 	@bash scripts/setup.sh
 
-# The main job: for now the simulated SO-101 with its cameras and the chunk controller.
+# The main job: for now the simulated SO-101 picking the asked cube, driven by the scripted
+# expert through the teleop node (the VLA policy takes the expert's place when it lands).
 run: setup
-	@. ./env.sh && vla bringup robot:=so101 mode:=control sim:=true
+	@. ./env.sh && vla bringup robot:=so101 mode:=teleop sim:=true
 
 test:
 	@bash scripts/test.sh

@@ -51,7 +51,9 @@ def test_bringup_runs_the_simulated_robot_and_stops_cleanly_on_ctrl_c(ros, run_c
     )
     ros.wait_for(lambda: len(front) >= 5 and len(wrist) >= 5, 60, 'images from both cameras')
     ros.wait_for(lambda: len(states) >= 50, 10, 'joint states')
-    healthy = re.compile(r'\[vla\] status: controller: controller OK holding.*sim: simulation OK')
+    healthy = re.compile(
+        r'\[vla\] status: controller: controller OK holding.*sim: simulation OK "pick'
+    )
     ros.wait_for(lambda: healthy.search(runner.output), 15, 'a status line with all nodes OK')
     pids = started_pids(runner.output)
     assert len(pids) == 2

@@ -263,7 +263,10 @@ class SimNode(VlaNode):
             'commands_rejected': str(self._rejected),
             'last_rejection': self._last_rejection,
         }
-        level, message = Level.OK, 'running'
+        result = 'success' if outcome and outcome.success else 'not yet'
+        if outcome and outcome.wrong_object:
+            result += ', wrong object lifted'
+        level, message = Level.OK, f'"{self.sim.instruction}": {result}'
         if self.config.realtime and 0 < self._rtf < 0.9:
             level, message = Level.WARN, f'slower than real time (factor {self._rtf:.2f})'
         health = Health(level, message, values)
