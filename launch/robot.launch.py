@@ -21,19 +21,34 @@ from vla_bringup.graph import parse_arguments
 def launch_nodes(context, *args, **kwargs):
     """Evaluate the launch arguments and return one launch_ros Node per graph node."""
     values = {p.name: LaunchConfiguration(p.name).perform(context) for p in GRAPH_ARGUMENTS}
-    return [
+    arguments = parse_arguments(values)
+    gazebo = []
+    if arguments['sim'] and arguments['simulator'] == 'gazebo':
+        from ament_index_python.packages import get_package_share_directory
+        from launch.actions import IncludeLaunchDescription
+        from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+        gz_sim = f'{get_package_share_directory("ros_gz_sim")}/launch/gz_sim.launch.py'
+        gazebo.append(
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(gz_sim),
+                launch_arguments={'gz_args': '-r empty.sdf'}.items(),
+            )
+        )
+    return gazebo + [
         Node(
             package=spec.package,
             executable=spec.executable,
             name=spec.name,
             parameters=[_typed(spec.parameters)],
             remappings=list(spec.remappings),
+            arguments=list(spec.arguments),
             output='screen',
             on_exit=Shutdown(reason=f'required node {spec.name} exited')
             if spec.required
             else None,
         )
-        for spec in build_graph(**parse_arguments(values))
+        for spec in build_graph(**arguments)
     ]
 
 

@@ -17,6 +17,7 @@ setup(
         (f'share/{package_name}/config/robots', glob('config/robots/*.yaml')),
         (f'share/{package_name}/config/cameras', glob('config/cameras/*.yaml')),
         (f'share/{package_name}/config/dds', glob('config/dds/*.xml')),
+        (f'share/{package_name}/config/ros2_control', glob('config/ros2_control/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -1,4 +1,5 @@
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +8,7 @@ from vla_bringup.graph import build_graph
 from vla_bringup.graph import parse_arguments
 from vla_common.errors import ConfigError
 from vla_common.robot_config import config_dir
+from vla_common.robot_config import load_robot_config
 
 
 def robot_dir(tmp_path, text):
@@ -149,3 +151,38 @@ def test_teleop_in_simulation_has_the_expert_as_leader():
         'teleop_node',
         {'robot': 'so101'},
     )
+
+
+def test_gazebo_graph_spawns_ros2_control_and_drives_the_trajectory_controller():
+    import xml.etree.ElementTree as ET
+
+    import yaml
+
+    specs = build_graph(robot='so101', mode='control', sim=True, simulator='gazebo')
+    assert [(s.package, s.executable) for s in specs] == [
+        ('robot_state_publisher', 'robot_state_publisher'),
+        ('ros_gz_sim', 'create'),
+        ('controller_manager', 'spawner'),
+        ('controller_manager', 'spawner'),
+        ('vla_control', 'controller_node'),
+    ]
+    assert specs[2].arguments == ('joint_state_broadcaster',)
+    controller = specs[4].parameters
+    assert controller['publish_trajectory'] is True
+    assert controller['trajectory_topic'] == 'joint_trajectory_controller/joint_trajectory'
+    urdf = ET.fromstring(specs[0].parameters['robot_description'])
+    control = urdf.find('ros2_control')
+    joints = [j.get('name') for j in control.findall('joint')]
+    robot_joints = list(load_robot_config('so101')['joints'])
+    assert joints == robot_joints
+    assert control.find('hardware/plugin').text == 'gz_ros2_control/GazeboSimSystem'
+    meshes = [m.get('filename') for m in urdf.iter('mesh')]
+    assert meshes
+    assert all(m.startswith('file:///') for m in meshes)
+    parameters_file = urdf.find('gazebo/plugin/parameters').text
+    controllers = yaml.safe_load(Path(parameters_file).read_text())
+    assert controllers['joint_trajectory_controller']['ros__parameters']['joints'] == robot_joints
+    with pytest.raises(ConfigError, match='needs the MuJoCo sim'):
+        build_graph(robot='so101', mode='teleop', simulator='gazebo')
+    with pytest.raises(ConfigError, match="unknown simulator 'webots'"):
+        build_graph(simulator='webots')

@@ -32,10 +32,20 @@ def _launch_arguments(items: list[str]) -> dict[str, str]:
 
 
 def _bringup(args: argparse.Namespace) -> int:
-    specs = build_graph(**parse_arguments(_launch_arguments(args.arguments)))
+    graph_args = parse_arguments(_launch_arguments(args.arguments))
+    if graph_args['sim'] and graph_args['simulator'] == 'gazebo' and not args.dry_run:
+        raise ConfigError(
+            'Gazebo runs through launch on a ROS 2 install: '
+            'ros2 launch vla_bringup robot.launch.py simulator:=gazebo'
+        )
+    specs = build_graph(**graph_args)
     if args.dry_run:
         for spec in specs:
-            print(f'{spec.name}: {shlex.join(node_command(spec, Path(f"<{spec.name}.yaml>")))}')
+            try:
+                command = shlex.join(node_command(spec, Path(f'<{spec.name}.yaml>')))
+            except ConfigError:
+                command = f'{spec.package}/{spec.executable} (not installed here)'
+            print(f'{spec.name}: {command}')
             print(f'    parameters: {spec.parameters}')
         return 0
     runner = GraphRunner(specs)

@@ -36,7 +36,11 @@ GRAPH_ARGUMENTS = (
     Param(
         'dataset', '', 'record: dataset directory (created or appended to); empty: data/<robot>.'
     ),
+    Param(
+        'simulator', 'mujoco', 'With sim:=true: mujoco (vla_sim), or gazebo (ROS install only).'
+    ),
 )
+SIMULATORS = ('mujoco', 'gazebo')
 MODES = ('cameras', 'control', 'teleop', 'record')
 
 
@@ -50,6 +54,7 @@ class NodeSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
     required: bool = True  # when it exits, the whole graph stops
+    arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
 
 
 def parse_arguments(raw: Mapping[str, str]) -> dict[str, Any]:
@@ -72,11 +77,16 @@ def build_graph(
     mode: str = 'cameras',
     sim: bool = True,
     dataset: str = '',
+    simulator: str = 'mujoco',
     directory: Path | None = None,
 ) -> list[NodeSpec]:
     """The nodes to run, with their parameters checked before anything starts."""
     if mode not in MODES:
         raise ConfigError(f'unknown mode {mode!r}; available: {", ".join(MODES)}')
+    if simulator not in SIMULATORS:
+        raise ConfigError(f'unknown simulator {simulator!r}; available: {", ".join(SIMULATORS)}')
+    if sim and simulator == 'gazebo':
+        return _gazebo_graph(robot, mode)
     config = load_robot_config(robot, directory)
     cameras = config.get('cameras') or {}
     for name, settings in cameras.items():
@@ -132,3 +142,56 @@ def _camera_node(name: str, settings: dict[str, Any]) -> NodeSpec:
     except ConfigError as exc:
         raise ConfigError(f'camera {name!r}: {exc}') from None
     return NodeSpec('vla_perception', 'camera_node', f'camera_{name}', parameters)
+
+
+def _gazebo_graph(robot: str, mode: str) -> list[NodeSpec]:
+    """Gazebo + ros2_control in place of vla_sim (robot.launch.py also starts gz sim itself).
+
+    joint_states come from joint_state_broadcaster; the chunk controller drives
+    joint_trajectory_controller with JointTrajectory messages. Cameras are not bridged yet.
+    """
+    from vla_sim.gazebo import BROADCASTER
+    from vla_sim.gazebo import TRAJECTORY_CONTROLLER
+    from vla_sim.gazebo import gazebo_urdf
+
+    if mode not in ('cameras', 'control'):
+        raise ConfigError(f'mode {mode!r} needs the MuJoCo sim (its expert): simulator:=mujoco')
+    sim_time = {'use_sim_time': True}
+    nodes = [
+        NodeSpec(
+            'robot_state_publisher',
+            'robot_state_publisher',
+            'robot_state_publisher',
+            {'robot_description': gazebo_urdf(robot), **sim_time},
+        ),
+        NodeSpec(
+            'ros_gz_sim',
+            'create',
+            'spawn_robot',
+            required=False,
+            arguments=('-topic', 'robot_description', '-name', robot),
+        ),
+        NodeSpec(
+            'controller_manager',
+            'spawner',
+            'spawn_broadcaster',
+            required=False,
+            arguments=(BROADCASTER,),
+        ),
+        NodeSpec(
+            'controller_manager',
+            'spawner',
+            'spawn_trajectory_controller',
+            required=False,
+            arguments=(TRAJECTORY_CONTROLLER,),
+        ),
+    ]
+    if mode == 'control':
+        parameters = {
+            'robot': robot,
+            'publish_trajectory': True,
+            **sim_time,
+            'trajectory_topic': f'{TRAJECTORY_CONTROLLER}/joint_trajectory',
+        }
+        nodes.append(NodeSpec('vla_control', 'controller_node', 'controller', parameters))
+    return nodes

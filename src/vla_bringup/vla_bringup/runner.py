@@ -53,7 +53,7 @@ def find_executable(package: str, executable: str) -> Path:
 
 def node_command(spec: NodeSpec, params_file: Path) -> list[str]:
     """The command line of one node: its executable with ROS arguments."""
-    command = [str(find_executable(spec.package, spec.executable)), '--ros-args']
+    command = [str(find_executable(spec.package, spec.executable)), *spec.arguments, '--ros-args']
     command += ['-r', f'__node:={spec.name}', '--params-file', str(params_file)]
     for source, target in spec.remappings:
         command += ['-r', f'{source}:={target}']
