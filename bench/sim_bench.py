@@ -1,4 +1,4 @@
-"""Simulation benchmark: real-time factor of the SO-101 scene with 0-3 cameras.
+"""Simulation benchmark: real-time factor of the SO-101 and ALOHA scenes with 0-3 cameras.
 
     source env.sh && python bench/sim_bench.py
 
@@ -18,11 +18,16 @@ import numpy as np
 
 from vla_sim.simulation import Simulation
 
-CAMERAS = ('front', 'wrist', 'side')
+CAMERAS = {
+    'so101': ('front', 'wrist', 'side'),
+    'aloha': ('cam_high', 'cam_left_wrist', 'cam_right_wrist'),
+}
 SIM_SECONDS = 5.0
 
 
-def measure(sim: Simulation, cameras: int, height: int, width: int) -> tuple[float, float]:
+def measure(
+    sim: Simulation, robot: str, cameras: int, height: int, width: int
+) -> tuple[float, float]:
     renderer = mujoco.Renderer(sim.model, height, width) if cameras else None
     if renderer is not None:
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
@@ -33,7 +38,7 @@ def measure(sim: Simulation, cameras: int, height: int, width: int) -> tuple[flo
         sim.step(0.01)
         if renderer is not None and sim.time >= next_frame:
             next_frame += 1 / 30
-            for name in CAMERAS[:cameras]:
+            for name in CAMERAS[robot][:cameras]:
                 t = time.perf_counter()
                 renderer.update_scene(sim.data, camera=name)
                 renderer.render()
@@ -49,20 +54,21 @@ def main() -> None:
         f'machine: {os.cpu_count()} cores {platform.machine()}, MUJOCO_GL='
         f'{os.environ.get("MUJOCO_GL")}, mujoco {mujoco.__version__}'
     )
-    sim = Simulation('so101', 'pick_cube', 640, 480)
-    start = time.perf_counter()
-    for _ in range(5000):
-        mujoco.mj_step(sim.model, sim.data)
-    step_us = (time.perf_counter() - start) / 5000 * 1e6
-    print(
-        f'SO-101 three-cube scene: physics step {step_us:.1f} us '
-        f'(timestep {sim.model.opt.timestep * 1e3:g} ms), {sim.model.nmeshface} mesh faces'
-    )
-    print(f'{"cameras":>8} {"size":>8} {"real-time factor":>17} {"render ms/frame (median)":>25}')
-    for height, width in ((240, 320), (480, 640)):
-        for cameras in range(4):
-            rtf, render_ms = measure(sim, cameras, height, width)
-            print(f'{cameras:8d} {width}x{height:<4d} {rtf:17.2f} {render_ms:25.2f}')
+    for robot in CAMERAS:
+        sim = Simulation(robot, None, 640, 480)
+        start = time.perf_counter()
+        for _ in range(5000):
+            mujoco.mj_step(sim.model, sim.data)
+        step_us = (time.perf_counter() - start) / 5000 * 1e6
+        print(
+            f'\n{robot} ({sim.task.name}): physics step {step_us:.1f} us '
+            f'(timestep {sim.model.opt.timestep * 1e3:g} ms), {sim.model.nmeshface} mesh faces'
+        )
+        print(f'{"cameras":>8} {"size":>8} {"real-time factor":>17} {"render ms/frame":>16}')
+        for height, width in ((240, 320), (480, 640)):
+            for cameras in range(4):
+                rtf, render_ms = measure(sim, robot, cameras, height, width)
+                print(f'{cameras:8d} {width}x{height:<4d} {rtf:17.2f} {render_ms:16.2f}')
 
 
 if __name__ == '__main__':

@@ -56,10 +56,12 @@ def test_every_shipped_robot_config_builds():
     for robot in robots:
         for mode in ('cameras', 'control', 'teleop'):
             assert build_graph(robot=robot, mode=mode, sim=False)
-            if robot != 'aloha':
+            if robot != 'aloha' or mode != 'teleop':
                 assert build_graph(robot=robot, mode=mode, sim=True)
-    with pytest.raises(ConfigError, match="robot 'aloha' has no simulation yet"):
-        build_graph(robot='aloha', sim=True)
+    (sim,) = build_graph(robot='aloha', sim=True)
+    assert sim.parameters['cameras'] == ['cam_high', 'cam_left_wrist', 'cam_right_wrist']
+    with pytest.raises(ConfigError, match=r'no scripted expert for aloha \(transfer_cube\)'):
+        build_graph(robot='aloha', mode='teleop', sim=True)
 
 
 def test_arguments_are_typed_and_checked():

@@ -19,7 +19,9 @@ from vla_common.params import resolve
 from vla_common.robot_config import load_robot_config
 from vla_perception.camera import PARAMETERS as CAMERA_PARAMETERS
 from vla_perception.camera import CameraConfig
+from vla_sim.config import EXPERT_TASKS
 from vla_sim.config import PARAMETERS as SIM_PARAMETERS
+from vla_sim.config import ROBOT_TASKS
 from vla_sim.config import SIMULATED_ROBOTS
 from vla_sim.config import SimConfig
 
@@ -121,6 +123,10 @@ def _sim_node(
         raise ConfigError(
             f'robot {robot!r} has no simulation yet (simulated: {", ".join(SIMULATED_ROBOTS)}); '
             'use sim:=false for the real robot'
+        )
+    if expert and ROBOT_TASKS[robot] not in EXPERT_TASKS:
+        raise ConfigError(
+            f'no scripted expert for {robot} ({ROBOT_TASKS[robot]}) in simulation yet'
         )
     first = next(iter(cameras.values()), {})
     parameters = {

@@ -133,7 +133,8 @@ def test_reset_is_seeded_and_rejects_unknown_tasks(ros, sim):
             {'cameras': ['top']},
             "unknown cameras ['top']; the scene has ['front', 'side', 'wrist']",
         ),
-        ({'robot': 'aloha'}, "no simulation of robot 'aloha'"),
+        ({'robot': 'ur5'}, "no simulation of robot 'ur5'"),
+        ({'robot': 'aloha', 'expert': True}, "no scripted expert for task 'transfer_cube'"),
         ({'camera_fps': 0.0}, 'camera_fps must be in (0, 120]'),
     ],
 )

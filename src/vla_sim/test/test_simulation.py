@@ -147,7 +147,55 @@ def test_camera_helpers():
 
 
 def test_unknown_robot_and_task():
-    with pytest.raises(ConfigError, match="no simulation of robot 'aloha'; available: so101"):
-        Simulation('aloha')
+    with pytest.raises(ConfigError, match="no simulation of robot 'ur5'; available: so101"):
+        Simulation('ur5')
     with pytest.raises(ConfigError, match="unknown task 'insertion'; available: pick_cube"):
         Simulation('so101', 'insertion')
+
+
+@pytest.fixture(scope='module')
+def aloha():
+    return Simulation('aloha', None, 160, 120)
+
+
+def test_aloha_joints_follow_the_robot_config_and_one_gripper_value_drives_both_fingers(aloha):
+    from vla_common.robot_config import load_robot_config
+
+    assert aloha.joint_names == tuple(load_robot_config('aloha')['joints'])
+    assert aloha.reset(3) == 'transfer the cube to the left arm'
+    aloha.command(['left_waist', 'right_gripper'], [0.3, 0.04])
+    aloha.step(1.5)
+    position, _, _ = aloha.joint_state()
+    assert position[aloha.joint_names.index('left_waist')] == pytest.approx(0.3, abs=0.02)
+    assert position[aloha.joint_names.index('right_gripper')] == pytest.approx(0.04, abs=0.003)
+    right_finger = aloha.model.joint('vx300s_right/right_finger')
+    assert aloha.data.qpos[right_finger.qposadr[0]] == pytest.approx(-0.04, abs=0.003)
+    with pytest.raises(CommandRejectedError, match='outside the joint range'):
+        aloha.command(['left_gripper'], [0.2])
+
+
+def test_aloha_box_is_seeded_and_a_handover_is_judged_from_positions(aloha):
+    aloha.reset(5)
+    first = aloha.task.box_position(aloha.data)
+    aloha.reset(6)
+    assert not np.allclose(first, aloha.task.box_position(aloha.data))
+    aloha.reset(5)
+    np.testing.assert_array_equal(first, aloha.task.box_position(aloha.data))
+    assert not aloha.step(1.0).success, 'a box on the table is no success'
+    aloha.command(['left_gripper'], [0.057])  # wide open: the box fits between the fingers
+    aloha.step(1.0)
+    aloha.model.opt.gravity[:] = 0.0  # the box floats where it is put: a stand-in for a grasp
+    try:
+        fingers = [
+            aloha.model.geom(f'vx300s_left/10_{f}_gripper_finger').id for f in ('left', 'right')
+        ]
+        midpoint = aloha.data.geom_xpos[fingers].mean(axis=0)
+        forward = aloha.data.body('vx300s_left/gripper_link').xmat.reshape(3, 3)[:, 0]
+        adr = aloha.model.joint('red_box_joint').qposadr[0]
+        aloha.data.qpos[adr : adr + 3] = midpoint + 0.03 * forward  # clear of the palm
+        aloha.data.qvel[:] = 0.0
+        mujoco.mj_forward(aloha.model, aloha.data)
+        assert midpoint[2] > 0.07
+        assert aloha.step(0.7).success
+    finally:
+        aloha.model.opt.gravity[:] = (0.0, 0.0, -9.81)

@@ -10,11 +10,15 @@ from vla_common.errors import ConfigError
 from vla_common.params import Param
 
 # Robots with a simulation (the SO-100 uses the SO-101 model: same kinematics and servos).
-SIMULATED_ROBOTS = ('so101', 'so100')
+# Each simulated robot and the task its scene is built for.
+ROBOT_TASKS = {'so101': 'pick_cube', 'so100': 'pick_cube', 'aloha': 'transfer_cube'}
+SIMULATED_ROBOTS = tuple(ROBOT_TASKS)
+# Tasks that have a scripted expert (the sim node's expert:=true).
+EXPERT_TASKS = ('pick_cube',)
 
 PARAMETERS = (
     Param('robot', 'so101', 'Simulated robot: so101 or so100 (same model).'),
-    Param('task', 'pick_cube', 'Task scene loaded at start and by sim/reset without a task.'),
+    Param('task', '', "Task at start and for sim/reset without one; empty: the robot's own."),
     Param('seed', 0, 'Seed of the first scene.'),
     Param('cameras', ['front'], 'MJCF cameras published as camera/<name>/image_raw.'),
     Param('camera_fps', 30.0, 'Image rate per camera, in simulated time.'),
@@ -35,7 +39,7 @@ PARAMETERS = (
 @dataclass(frozen=True)
 class SimConfig:
     robot: str = 'so101'
-    task: str = 'pick_cube'
+    task: str = ''
     seed: int = 0
     cameras: tuple[str, ...] = ('front',)
     camera_fps: float = 30.0

@@ -112,3 +112,33 @@ def so101_tabletop(max_width: int = 640, max_height: int = 480) -> mujoco.MjMode
     gripper = next(body for body in spec.bodies if body.name == 'gripper')
     gripper.add_camera(name='wrist', pos=[0.0, 0.045, 0.0], quat=[1.0, 0.0, 0.0, 0.0], fovy=80.0)
     return spec.compile()
+
+
+ALOHA_ARM = ('waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_angle', 'wrist_rotate')
+BOX_HALF = 0.02  # m, gym-aloha's red box
+
+
+def aloha_model_dir() -> Path:
+    return Path(str(files('gym_aloha') / 'assets'))
+
+
+def aloha_transfer_cube(max_width: int = 640, max_height: int = 480) -> mujoco.MjModel:
+    """gym-aloha's bimanual vx300s scene with the red box, cameras named as on a real ALOHA."""
+    spec = mujoco.MjSpec.from_file(str(aloha_model_dir() / 'bimanual_viperx_transfer_cube.xml'))
+    spec.visual.global_.offwidth = max_width
+    spec.visual.global_.offheight = max_height
+    spec.visual.quality.shadowsize = 0
+    spec.visual.quality.offsamples = 0
+    for light in spec.lights:
+        light.castshadow = False
+    # The real rig's camera names: cam_high over the table, one on each wrist.
+    table = next(body for body in spec.bodies if body.name == 'table')
+    high = spec.worldbody.add_camera(name='cam_high', pos=[0.0, 0.6, 0.8], fovy=78.0)
+    high.mode = mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY
+    high.targetbody = table.name
+    for side in ('left', 'right'):
+        gripper = next(body for body in spec.bodies if body.name == f'vx300s_{side}/gripper_link')
+        wrist = gripper.add_camera(name=f'cam_{side}_wrist', pos=[-0.1, 0.0, 0.16], fovy=60.0)
+        wrist.mode = mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY
+        wrist.targetbody = f'vx300s_{side}/camera_focus'
+    return spec.compile()

@@ -7,13 +7,18 @@ scene. No ROS here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from vla_common.errors import ConfigError
+from vla_sim.config import ROBOT_TASKS
 from vla_sim.config import SIMULATED_ROBOTS
+from vla_sim.scene import ALOHA_ARM
+from vla_sim.scene import aloha_transfer_cube
 from vla_sim.scene import so101_tabletop
 from vla_sim.tasks import SO101_HOME
 from vla_sim.tasks import TASKS
@@ -24,27 +29,79 @@ class CommandRejectedError(ValueError):
     """A joint command that must not reach the actuators; the message says why."""
 
 
+@dataclass(frozen=True)
+class RobotModel:
+    """How a robot config's joints drive a MuJoCo model.
+
+    `joints`: robot joint name -> (MJCF joint, sign) pairs; each pair's position actuator gets
+    sign * target, and the first pair's joint is the one reported in joint_states (ALOHA's
+    one gripper value drives two finger slides).
+    """
+
+    build: Callable[[int, int], mujoco.MjModel]
+    joints: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
+    home: tuple[float, ...]
+
+
+def _aloha_joints() -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    joints = []
+    for side in ('left', 'right'):
+        joints += [(f'{side}_{j}', ((f'vx300s_{side}/{j}', 1.0),)) for j in ALOHA_ARM]
+        fingers = ((f'vx300s_{side}/left_finger', 1.0), (f'vx300s_{side}/right_finger', -1.0))
+        joints.append((f'{side}_gripper', fingers))
+    return tuple(joints)
+
+
+SO101_JOINTS = (
+    'shoulder_pan',
+    'shoulder_lift',
+    'elbow_flex',
+    'wrist_flex',
+    'wrist_roll',
+    'gripper',
+)
+ROBOT_MODELS = {
+    'so101': RobotModel(so101_tabletop, tuple((j, ((j, 1.0),)) for j in SO101_JOINTS), SO101_HOME),
+    'aloha': RobotModel(
+        aloha_transfer_cube, _aloha_joints(), (0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 0.024) * 2
+    ),
+}
+ROBOT_MODELS['so100'] = ROBOT_MODELS['so101']  # same kinematics and servos
+
+
 class Simulation:
     def __init__(
         self,
         robot: str = 'so101',
-        task: str = 'pick_cube',
+        task: str | None = None,
         max_width: int = 640,
         max_height: int = 480,
     ):
         if robot not in SIMULATED_ROBOTS:
             available = ', '.join(SIMULATED_ROBOTS)
             raise ConfigError(f'no simulation of robot {robot!r}; available: {available}')
-        self.model = so101_tabletop(max_width, max_height)
+        description = ROBOT_MODELS[robot]
+        self.model = description.build(max_width, max_height)
         self.data = mujoco.MjData(self.model)
-        # Controlled joints: the actuated ones, in actuator order (= the robot config's order).
-        self._joint_ids = [int(self.model.actuator_trnid[a, 0]) for a in range(self.model.nu)]
-        self.joint_names = tuple(self.model.joint(j).name for j in self._joint_ids)
-        self._qpos_adr = self.model.jnt_qposadr[self._joint_ids]
-        self._dof_adr = self.model.jnt_dofadr[self._joint_ids]
-        self.lower = self.model.actuator_ctrlrange[:, 0].copy()
-        self.upper = self.model.actuator_ctrlrange[:, 1].copy()
-        self.task = self._make_task(task)
+        self.home = np.array(description.home)
+        actuator_of = {int(self.model.actuator_trnid[a, 0]): a for a in range(self.model.nu)}
+        self.joint_names = tuple(name for name, _ in description.joints)
+        self._drives = []  # per robot joint: [(actuator, qpos address, sign), ...]
+        for _, pairs in description.joints:
+            drives = []
+            for joint, sign in pairs:
+                joint_id = self.model.joint(joint).id
+                drives.append((actuator_of[joint_id], self.model.jnt_qposadr[joint_id], sign))
+            self._drives.append(drives)
+        first = [drives[0] for drives in self._drives]
+        self._actuators = np.array([actuator for actuator, _, _ in first])
+        self._qpos_adr = np.array([adr for _, adr, _ in first])
+        self._dof_adr = np.array(
+            [self.model.jnt_dofadr[int(self.model.actuator_trnid[a, 0])] for a in self._actuators]
+        )
+        self.lower = self.model.actuator_ctrlrange[self._actuators, 0].copy()
+        self.upper = self.model.actuator_ctrlrange[self._actuators, 1].copy()
+        self.task = self._make_task(task or ROBOT_TASKS[robot])
         self.seed = 0
         self.instruction = ''
 
@@ -77,14 +134,16 @@ class Simulation:
         ]
         if outside:
             raise CommandRejectedError(f'targets outside the joint range for {outside}')
-        self.data.ctrl[ids] = np.clip(targets, self.lower[ids], self.upper[ids])
+        for i, target in zip(ids, np.clip(targets, self.lower[ids], self.upper[ids]), strict=True):
+            for actuator, _, sign in self._drives[i]:
+                self.data.ctrl[actuator] = sign * target
 
     def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities and actuator forces of the controlled joints."""
         return (
             self.data.qpos[self._qpos_adr].copy(),
             self.data.qvel[self._dof_adr].copy(),
-            self.data.actuator_force.copy(),
+            self.data.actuator_force[self._actuators].copy(),
         )
 
     def step(self, seconds: float) -> Outcome:
@@ -107,8 +166,10 @@ class Simulation:
         if task and task != self.task.name:
             self.task = self._make_task(task)
         mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[self._qpos_adr] = SO101_HOME
-        self.data.ctrl[:] = SO101_HOME
+        for drives, home in zip(self._drives, self.home, strict=True):
+            for actuator, adr, sign in drives:
+                self.data.qpos[adr] = sign * home
+                self.data.ctrl[actuator] = sign * home
         self.seed = seed
         self.instruction = self.task.reset(self.data, np.random.default_rng(seed))
         mujoco.mj_forward(self.model, self.data)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from vla_sim.scene import BOX_HALF
 from vla_sim.scene import CUBE_COLOURS
 from vla_sim.scene import CUBE_HALF
 
@@ -89,4 +90,62 @@ class PickCubeTask:
         return Outcome(self.target in held, self._wrong, tuple(held))
 
 
-TASKS = {PickCubeTask.name: PickCubeTask}
+class TransferCubeTask:
+    """ALOHA: the right arm picks the box and hands it to the left arm.
+
+    Success: the box is off the table (centre > 5 cm up), between the left gripper's fingers
+    (within 5 cm of the centre of its finger geoms) and away from the right gripper (more than
+    7 cm), held so for `hold_s`. Judged from positions only, never from contact flags.
+    """
+
+    name = 'transfer_cube'
+    instruction = 'transfer the cube to the left arm'
+    hold_s = 0.5
+    box_x = (0.0, 0.2)  # gym-aloha's sampling region, in reach of the right arm
+    box_y = (0.4, 0.6)
+
+    def __init__(self, model: mujoco.MjModel):
+        self._model = model
+        self._qpos = model.jnt_qposadr[model.joint('red_box_joint').id]
+        self._dof = model.jnt_dofadr[model.joint('red_box_joint').id]
+        # The finger geoms (their centres sit between the pads), per gripper.
+        self._fingers = {
+            side: [
+                model.geom(f'vx300s_{side}/10_{f}_gripper_finger').id for f in ('left', 'right')
+            ]
+            for side in ('left', 'right')
+        }
+        self._table_top = 0.0
+        self._held_since: float | None = None
+        self.target = 'box'
+
+    def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> str:
+        x, y = rng.uniform(*self.box_x), rng.uniform(*self.box_y)
+        data.qpos[self._qpos : self._qpos + 7] = [x, y, BOX_HALF, 1.0, 0.0, 0.0, 0.0]
+        data.qvel[self._dof : self._dof + 6] = 0.0
+        self._held_since = None
+        return self.instruction
+
+    def box_position(self, data: mujoco.MjData) -> np.ndarray:
+        return data.qpos[self._qpos : self._qpos + 3].copy()
+
+    def _between_fingers(self, data: mujoco.MjData, side: str) -> float:
+        midpoint = data.geom_xpos[self._fingers[side]].mean(axis=0)
+        return float(np.linalg.norm(self.box_position(data) - midpoint))
+
+    def update(self, data: mujoco.MjData) -> Outcome:
+        box = self.box_position(data)
+        held = (
+            box[2] - BOX_HALF > 0.05
+            and self._between_fingers(data, 'left') < 0.05
+            and self._between_fingers(data, 'right') > 0.07
+        )
+        if not held:
+            self._held_since = None
+        elif self._held_since is None:
+            self._held_since = data.time
+        success = held and data.time - self._held_since >= self.hold_s
+        return Outcome(success, False, ('box',) if success else ())
+
+
+TASKS = {PickCubeTask.name: PickCubeTask, TransferCubeTask.name: TransferCubeTask}
