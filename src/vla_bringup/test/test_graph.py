@@ -188,3 +188,11 @@ def test_gazebo_graph_spawns_ros2_control_and_drives_the_trajectory_controller()
         build_graph(robot='so101', mode='teleop', simulator='gazebo')
     with pytest.raises(ConfigError, match="unknown simulator 'webots'"):
         build_graph(simulator='webots')
+
+
+def test_record_graph_sizes_the_recorder_like_the_cameras():
+    *_, recorder = build_graph(robot='so101', mode='record', sim=True, dataset='data/x')
+    assert (recorder.executable, recorder.parameters['dataset_dir']) == ('recorder_node', 'data/x')
+    assert (recorder.parameters['width'], recorder.parameters['height']) == (640, 480)
+    *_, real = build_graph(robot='aloha', mode='record', sim=False)
+    assert 'width' not in real.parameters, 'real cameras: each size from the robot config'

@@ -104,13 +104,9 @@ def build_graph(
     if teleop:
         nodes.append(NodeSpec('vla_teleop', 'teleop_node', 'teleop', {'robot': robot}))
     if mode == 'record':
-        first = next(iter(cameras.values()), {})
-        recorder = {
-            'robot': robot,
-            'dataset_dir': dataset or f'data/{robot}',
-            'width': first.get('width', 640),
-            'height': first.get('height', 480),
-        }
+        recorder: dict[str, Any] = {'robot': robot, 'dataset_dir': dataset or f'data/{robot}'}
+        if sim:  # the sim renders every camera at one size: the first camera's
+            recorder.update({k: nodes[0].parameters[k] for k in ('width', 'height')})
         nodes.append(NodeSpec('vla_teleop', 'recorder_node', 'recorder', recorder))
     return nodes
 

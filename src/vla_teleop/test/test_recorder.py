@@ -12,7 +12,7 @@ FPS = SO101['fps']
 
 
 def make(tmp_path, **kwargs):
-    return Recorder(tmp_path / 'ds', SO101, ['front'], (8, 8), stall_timeout_s=1.0, **kwargs)
+    return Recorder(tmp_path / 'ds', SO101, ['front'], {'front': (8, 8)}, 1.0, **kwargs)
 
 
 def feed(recorder, t, camera_stamp=None):
@@ -76,4 +76,4 @@ def test_start_needs_every_source_and_a_stall_discards_the_episode(tmp_path):
 
 def test_bad_settings():
     with pytest.raises(ConfigError, match='latency_s'):
-        Recorder('/nonexistent', SO101, [], (8, 8), stall_timeout_s=1.0, latency_s=2.0)
+        Recorder('/nonexistent', SO101, [], {}, stall_timeout_s=1.0, latency_s=2.0)

@@ -30,8 +30,8 @@ PARAMETERS = (
     Param('robot', 'so101', 'Robot config: joint order of state and action, cameras, fps.'),
     Param('dataset_dir', '', 'Dataset directory (created, or appended to); empty: data/<robot>.'),
     Param('cameras', [''], 'Cameras to record; [""]: every camera of the robot config.'),
-    Param('width', 640, 'Image width the cameras publish.'),
-    Param('height', 480, 'Image height the cameras publish.'),
+    Param('width', 0, "Image width of every camera; 0: each camera's from the robot config."),
+    Param('height', 0, "Image height of every camera; 0: each camera's from the robot config."),
     Param('stall_timeout_s', 1.0, 'A source silent this long mid-episode discards the episode.'),
     Param('latency_s', 0.1, 'Record this far in the past, so that late messages still count.'),
 )
@@ -76,7 +76,7 @@ class Recorder:
         root: str | Path,
         robot_config: dict[str, Any],
         cameras: Sequence[str],
-        image_size: tuple[int, int],
+        image_sizes: dict[str, tuple[int, int]],
         stall_timeout_s: float,
         latency_s: float = 0.1,
     ):
@@ -99,7 +99,7 @@ class Recorder:
             fps=fps,
             state_names=self.joints,
             action_names=self.joints,
-            cameras=dict.fromkeys(self.cameras, image_size),
+            cameras={camera: image_sizes[camera] for camera in self.cameras},
             robot_type=robot_config.get('robot'),
         )
         self.writer = LeRobotDatasetWriter(root, spec)

@@ -40,18 +40,25 @@ class RecorderNode(VlaNode):
         robot = load_robot_config(values['robot'])
         cameras = [c for c in values['cameras'] if c] or list(robot.get('cameras') or {})
         root = Path(values['dataset_dir'] or f'data/{values["robot"]}')
+        configured = robot.get('cameras') or {}
+        self._sizes = {
+            camera: (
+                values['height'] or (configured.get(camera) or {}).get('height', 480),
+                values['width'] or (configured.get(camera) or {}).get('width', 640),
+            )
+            for camera in cameras
+        }
         try:
             self.recorder = Recorder(
                 root,
                 robot,
                 cameras,
-                (values['height'], values['width']),
+                self._sizes,
                 values['stall_timeout_s'],
                 values['latency_s'],
             )
         except (DatasetError, OSError) as exc:  # e.g. a dataset_dir that cannot be written
             raise ConfigError(str(exc)) from None
-        self._size = (values['height'], values['width'])
         self._instruction = ''
         self._bad_images = 0
         self.create_subscription(JointState, 'joint_states', self._on_state, STATE_QOS)
@@ -98,11 +105,12 @@ class RecorderNode(VlaNode):
             self._bad_images += 1
             self.get_logger().error(f'camera {camera}: {exc}', throttle_duration_sec=2.0)
             return
-        if rgb.shape[:2] != self._size:
+        height, width = self._sizes[camera]
+        if rgb.shape[:2] != (height, width):
             self._bad_images += 1
             self.get_logger().error(
                 f'camera {camera}: {rgb.shape[1]}x{rgb.shape[0]} images, the dataset records '
-                f'{self._size[1]}x{self._size[0]}',
+                f'{width}x{height}',
                 throttle_duration_sec=2.0,
             )
             return
