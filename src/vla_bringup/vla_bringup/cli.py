@@ -54,11 +54,8 @@ def _bringup(args: argparse.Namespace) -> int:
         from vla_bringup.status_node import StatusMonitor
 
         monitor = StatusMonitor(lambda line: runner.say(f'status: {line}'), args.status_period)
-    try:
-        return runner.run(duration=args.duration)
-    finally:
-        if monitor is not None:
-            monitor.close()
+    # The status lines end before the nodes are stopped, not in the middle of it.
+    return runner.run(duration=args.duration, before_stop=monitor.close if monitor else None)
 
 
 RECORD_ARGUMENTS = (

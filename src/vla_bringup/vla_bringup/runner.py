@@ -84,8 +84,11 @@ class GraphRunner:
         with self._print_lock:
             print(f'[vla] {text}', file=self._out, flush=True)
 
-    def run(self, duration: float | None = None) -> int:
-        """Run until Ctrl-C, `duration` seconds, or a required node exits; return an exit code."""
+    def run(self, duration: float | None = None, before_stop=None) -> int:
+        """Run until Ctrl-C, `duration` seconds, or a required node exits; return an exit code.
+
+        `before_stop` (optional) is called once the graph is to stop, before the nodes are.
+        """
         # SIGHUP too: a closed terminal or a dropped ssh session must not orphan the nodes.
         signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in signals}
@@ -99,6 +102,8 @@ class GraphRunner:
                 return 2
             return self._supervise(duration)
         finally:
+            if before_stop is not None:
+                before_stop()
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
