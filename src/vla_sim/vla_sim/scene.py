@@ -138,7 +138,7 @@ def aloha_transfer_cube(max_width: int = 640, max_height: int = 480) -> mujoco.M
     high.targetbody = table.name
     for side in ('left', 'right'):
         gripper = next(body for body in spec.bodies if body.name == f'vx300s_{side}/gripper_link')
-        wrist = gripper.add_camera(name=f'cam_{side}_wrist', pos=[-0.1, 0.0, 0.16], fovy=60.0)
+        wrist = gripper.add_camera(name=f'cam_{side}_wrist', pos=[-0.04, 0.0, 0.1], fovy=70.0)
         wrist.mode = mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY
         wrist.targetbody = f'vx300s_{side}/camera_focus'
     return spec.compile()
