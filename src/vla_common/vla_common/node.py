@@ -70,7 +70,10 @@ def declare_parameters(node: Node, table: Iterable[Param]) -> dict[str, Any]:
     values = {p.name: node.get_parameter(p.name).value for p in table}
     # rclpy silently ignores overrides that nothing declares; a typo in a parameter file
     # ("fsp: 30") must not run with the default. There is no public API for the overrides.
-    overrides = getattr(node, '_parameter_overrides', {})
+    overrides = getattr(node, '_parameter_overrides', None)
+    if overrides is None:
+        node.get_logger().warning('this rclpy hides parameter overrides: typos go unnoticed')
+        overrides = {}
     values.update({name: o.value for name, o in overrides.items() if not node.has_parameter(name)})
     return resolve(table, values)
 

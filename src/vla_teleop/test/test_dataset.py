@@ -261,3 +261,11 @@ def test_column_types_are_the_ones_lerobot_reads(tmp_path):
     assert str(schema.field('timestamp').type) == 'float'
     for name in ('frame_index', 'episode_index', 'index', 'task_index'):
         assert str(schema.field(name).type) == 'int64'
+
+
+def test_episodes_beyond_a_thousand_go_to_the_next_chunk():
+    from vla_teleop.dataset import DATA_PATH
+    from vla_teleop.dataset import _location
+
+    assert DATA_PATH.format(**_location(999)) == 'data/chunk-000/file-999.parquet'
+    assert DATA_PATH.format(**_location(1000)) == 'data/chunk-001/file-000.parquet'
