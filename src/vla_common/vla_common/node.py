@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
@@ -32,6 +33,26 @@ class VlaNode(Node):
     """A Node that can ask `run_node` to stop with an exit code and a reason."""
 
     exit_code: int | None = None
+
+    def start_worker(
+        self,
+        target: Callable[[], None],
+        stop: Callable[[], None],
+        name: str,
+        join_timeout: float = 5.0,
+    ) -> None:
+        """Run `target` in a daemon thread; destroy_node calls `stop` and joins it."""
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        if not hasattr(self, '_workers'):
+            self._workers: list[tuple[threading.Thread, Callable[[], None], float]] = []
+        self._workers.append((thread, stop, join_timeout))
+        thread.start()
+
+    def destroy_node(self) -> None:
+        for thread, stop, join_timeout in getattr(self, '_workers', []):
+            stop()
+            thread.join(timeout=join_timeout)
+        super().destroy_node()
 
     def request_exit(self, code: int, reason: str) -> None:
         """Stop spinning; `run_node` logs `reason` and returns `code`."""

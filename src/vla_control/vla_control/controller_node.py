@@ -42,7 +42,6 @@ def seconds(stamp: Time | Duration) -> float:
 
 class ControllerNode(VlaNode):
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None  # destroy_node may run after a failed start
         super().__init__('controller')
         values = declare_parameters(self, PARAMETERS)
         robot = load_robot_config(values['robot'])
@@ -69,8 +68,7 @@ class ControllerNode(VlaNode):
         self.create_service(SetBool, 'controller/enable', self._on_enable)
         self.create_service(Trigger, 'controller/estop', self._on_estop)
         self.create_timer(1.0, self._publish_diagnostics)
-        self._thread = threading.Thread(target=self._output_loop, name='output', daemon=True)
-        self._thread.start()
+        self.start_worker(self._output_loop, self._stop.set, 'output', join_timeout=2.0)
         self.get_logger().info(
             f'controlling {len(self._names)} joints of {values["robot"]} at '
             f'{self.controller.config.rate_hz:g} Hz, merge {values["merge"]}'
@@ -190,12 +188,6 @@ class ControllerNode(VlaNode):
         with self._lock:
             health = controller_health(self.controller, self._stats, self._now())
         self._diag_pub.publish(diagnostic_array(self, health, 'controller', 'joint_command'))
-
-    def destroy_node(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=2.0)
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -6,8 +6,6 @@ frame is published from there as soon as it is read); a 1 Hz timer publishes dia
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo
@@ -30,7 +28,6 @@ from vla_perception.sources import make_source
 
 class CameraNode(VlaNode):
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None  # destroy_node may run after a failed start
         super().__init__('camera')
         self.config = CameraConfig.from_params(declare_parameters(self, PARAMETERS))
         topic = f'camera/{self.config.name}'
@@ -46,8 +43,7 @@ class CameraNode(VlaNode):
             self._on_capture_error,
         )
         self._loop.open()  # raises DeviceError: the node exits with a clear line
-        self._thread = threading.Thread(target=self._loop.run, name='capture', daemon=True)
-        self._thread.start()
+        self.start_worker(self._loop.run, self._loop.stop, 'capture', join_timeout=2.0)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f'publishing {topic}/image_raw {self.config.width}x{self.config.height} '
@@ -97,12 +93,6 @@ class CameraNode(VlaNode):
 
     def _on_end(self) -> None:
         self.request_exit(0, f'video file {self.config.path!r} ended')
-
-    def destroy_node(self) -> None:
-        if self._thread is not None:
-            self._loop.stop()
-            self._thread.join(timeout=2.0)
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

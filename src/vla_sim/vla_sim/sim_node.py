@@ -54,7 +54,6 @@ def to_time(seconds: float) -> Time:
 
 class SimNode(VlaNode):
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None  # destroy_node may run after a failed start
         super().__init__('sim')
         self.config = SimConfig.from_params(declare_parameters(self, PARAMETERS))
         config = self.config
@@ -98,8 +97,7 @@ class SimNode(VlaNode):
         self.create_service(ResetScene, 'sim/reset', self._on_reset)
         self.create_timer(1.0, self._publish_diagnostics)
         self._reset(config.seed, None)
-        self._thread = threading.Thread(target=self._loop, name='physics', daemon=True)
-        self._thread.start()
+        self.start_worker(self._loop, self._stop.set, 'physics')
         self.get_logger().info(
             f'simulating {config.robot} ({config.task}, seed {config.seed}): '
             f'"{self.sim.instruction}"; cameras {list(config.cameras)} at '
@@ -274,12 +272,6 @@ class SimNode(VlaNode):
             level, message = Level.WARN, f'slower than real time (factor {self._rtf:.2f})'
         health = Health(level, message, values)
         self._diag_pub.publish(diagnostic_array(self, health, 'simulation', self.config.robot))
-
-    def destroy_node(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout=5.0)
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
