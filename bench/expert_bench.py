@@ -15,6 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from vla_sim.experts import PickCubeExpert
+from vla_sim.experts import run_expert_episode
 from vla_sim.simulation import Simulation
 
 COLOURS = ('red', 'green', 'blue')
@@ -29,13 +30,7 @@ def main() -> None:
     results: dict[str, list] = defaultdict(list)
     seed, start = args.first_seed, time.perf_counter()
     while min(len(results[c]) for c in COLOURS) < args.per_colour:
-        sim.reset(seed)
-        expert = PickCubeExpert(sim)
-        t, outcome = 0.0, None
-        while (targets := expert.targets(t)) is not None:
-            sim.command(list(sim.joint_names), np.clip(targets, sim.lower, sim.upper).tolist())
-            outcome = sim.step(0.02)
-            t += 0.02
+        outcome = run_expert_episode(sim, seed)
         if len(results[sim.task.target]) < args.per_colour:
             results[sim.task.target].append(outcome)
             if not outcome.success:
@@ -43,7 +38,7 @@ def main() -> None:
         seed += 1
     print(
         f'SO-101 pick_cube expert, seeds {args.first_seed}-{seed - 1}, episode '
-        f'{expert.duration:.1f} s, {time.perf_counter() - start:.0f} s wall'
+        f'{PickCubeExpert(sim).duration:.1f} s, {time.perf_counter() - start:.0f} s wall'
     )
     print(f'{"colour":8} {"episodes":>9} {"success":>8} {"wrong object":>13}')
     for colour in COLOURS:

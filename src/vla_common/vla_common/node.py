@@ -19,6 +19,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo
 
 from vla_common.diagnostics import Health
 from vla_common.errors import EXIT_CONFIG_ERROR
@@ -61,6 +62,20 @@ class VlaNode(Node):
         else:
             self.get_logger().info(reason)
         self.exit_code = code
+
+
+def pinhole_camera_info(
+    width: int, height: int, intrinsics: tuple[float, float, float, float], frame_id: str
+) -> CameraInfo:
+    """CameraInfo of an ideal pinhole camera (no distortion) from fx, fy, cx, cy."""
+    fx, fy, cx, cy = intrinsics
+    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
+    info.header.frame_id = frame_id
+    info.d = [0.0] * 5
+    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
 
 
 def diagnostic_array(node: Node, health: Health, what: str, hardware_id: str) -> DiagnosticArray:

@@ -14,6 +14,7 @@ from sensor_msgs.msg import Image
 from vla_common.node import VlaNode
 from vla_common.node import declare_parameters
 from vla_common.node import diagnostic_array
+from vla_common.node import pinhole_camera_info
 from vla_common.node import run_node
 from vla_common.qos import IMAGE_QOS
 from vla_common.qos import STATE_QOS
@@ -67,16 +68,10 @@ class CameraNode(VlaNode):
             self._loop.stop()  # Ctrl-C shut ROS down while this frame was in flight
 
     def _make_camera_info(self) -> CameraInfo:
-        fx, fy, cx, cy = self.config.intrinsics()
-        info = CameraInfo()
-        info.header.frame_id = self.config.frame_id
-        info.width, info.height = self.config.width, self.config.height
-        info.distortion_model = 'plumb_bob'
-        info.d = [0.0] * 5
-        info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-        return info
+        config = self.config
+        return pinhole_camera_info(
+            config.width, config.height, config.intrinsics(), config.frame_id
+        )
 
     def _publish_diagnostics(self) -> None:
         health = self._loop.monitor.status(self._loop.clock())

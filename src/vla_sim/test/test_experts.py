@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vla_sim.experts import ArmIK
-from vla_sim.experts import PickCubeExpert
+from vla_sim.experts import run_expert_episode
 from vla_sim.simulation import Simulation
 
 
@@ -26,20 +26,9 @@ def test_ik_reaches_a_top_down_pose(sim):
     assert np.all(q <= sim.upper[:5])
 
 
-def run_expert(sim, seed):
-    sim.reset(seed)
-    expert = PickCubeExpert(sim)
-    t, outcome = 0.0, None
-    while (targets := expert.targets(t)) is not None:
-        sim.command(list(sim.joint_names), np.clip(targets, sim.lower, sim.upper).tolist())
-        outcome = sim.step(0.02)
-        t += 0.02
-    return outcome
-
-
 @pytest.mark.parametrize('seed', [0, 1, 2, 3, 4, 5])
 def test_the_expert_picks_the_asked_cube(sim, seed):
-    outcome = run_expert(sim, seed)
+    outcome = run_expert_episode(sim, seed)
     assert outcome.success, f'seed {seed}: {sim.instruction}'
     assert not outcome.wrong_object
     assert outcome.lifted == (sim.task.target,)

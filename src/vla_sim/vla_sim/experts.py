@@ -170,3 +170,15 @@ def _blend(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:
     """Unit vector a fraction `s` of the way from unit vector `a` to `b`."""
     mixed = (1.0 - s) * a + s * b
     return mixed / max(np.linalg.norm(mixed), 1e-9)
+
+
+def run_expert_episode(sim, seed: int, dt: float = 0.02):
+    """Reset to `seed` and let the pick-cube expert act at 1/dt Hz; returns the final outcome."""
+    sim.reset(seed)
+    expert = PickCubeExpert(sim)
+    t, outcome = 0.0, None
+    while (targets := expert.targets(t)) is not None:
+        sim.command(list(sim.joint_names), np.clip(targets, sim.lower, sim.upper).tolist())
+        outcome = sim.step(dt)
+        t += dt
+    return outcome

@@ -32,6 +32,7 @@ from vla_common.errors import ConfigError
 from vla_common.node import VlaNode
 from vla_common.node import declare_parameters
 from vla_common.node import diagnostic_array
+from vla_common.node import pinhole_camera_info
 from vla_common.node import run_node
 from vla_common.qos import IMAGE_QOS
 from vla_common.qos import LATCHED_QOS
@@ -242,14 +243,8 @@ class SimNode(VlaNode):
 
     def _camera_info(self, name: str) -> CameraInfo:
         width, height = self.config.width, self.config.height
-        fx, fy, cx, cy = intrinsics(self.sim.camera_fovy(name), width, height)
-        info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
-        info.header.frame_id = f'{name}_optical_frame'
-        info.d = [0.0] * 5
-        info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
-        return info
+        pinhole = intrinsics(self.sim.camera_fovy(name), width, height)
+        return pinhole_camera_info(width, height, pinhole, f'{name}_optical_frame')
 
     def _publish_diagnostics(self) -> None:
         outcome = self._outcome
