@@ -62,7 +62,7 @@ def test_bringup_runs_the_simulated_robot_and_stops_cleanly_on_ctrl_c(ros, run_c
     assert runner.stop(signal.SIGINT, timeout=15) == 0, runner.output
     assert not [pid for pid in pids if alive(pid)], 'every node must be stopped'
     assert '[vla] stopping' in runner.output
-    assert 'Traceback' not in runner.output
+    assert 'Traceback' not in runner.output, runner.output
     assert 'deprecated' not in runner.output, 'the vla arguments must not reach rcl'
 
 

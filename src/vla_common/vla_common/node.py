@@ -144,10 +144,19 @@ def run_node(make_node: Callable[[], VlaNode], args: list[str] | None = None) ->
         return fail(EXIT_DEVICE_ERROR, _first_line(str(exc)))
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
+    except Exception:
+        if rclpy.ok():
+            raise  # a real failure: the traceback says where
+        # Ctrl-C arrived mid-call (e.g. while the node was still starting): ROS objects now
+        # refuse use with RCLError. That is a shutdown, not an error.
+        return 0
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+        except Exception as exc:  # teardown after a shutdown race: say it in one line
+            print(f'{program}: warning: during shutdown: {_first_line(str(exc))}', file=sys.stderr)
 
 
 def _first_line(text: str) -> str:
