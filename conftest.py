@@ -134,6 +134,16 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             pytest.fail(f'{self.command[0]} did not exit within {timeout:g} s:\n{self.output}')
 
+    def expect_one_error_line(self, code: int, message: str, timeout: float = 30.0) -> None:
+        """The process exits with `code` and one `<program>: error: ...` line containing
+        `message`, and no traceback (the contract of vla_common.node.run_node)."""
+        assert self.wait_exit(timeout) == code, self.output
+        program = Path(self.command[0]).name
+        errors = [line for line in self.output.splitlines() if f'{program}: error:' in line]
+        assert len(errors) == 1, self.output
+        assert message in errors[0]
+        assert 'Traceback' not in self.output
+
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
         """Send `sig` and wait; escalate to SIGKILL if the process does not exit."""
         if self.process.poll() is None:

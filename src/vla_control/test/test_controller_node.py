@@ -228,7 +228,4 @@ def test_estop_holds_still_until_enabled(ros, controller):
 )
 def test_bad_parameters_exit_with_one_clear_line(launch_node, params, message):
     node = launch_node('vla_control', 'controller_node', name='controller_bad', params=params)
-    assert node.wait_exit(20) == 2
-    errors = [line for line in node.output.splitlines() if 'controller_node: error:' in line]
-    assert len(errors) == 1, node.output
-    assert message in errors[0]
+    node.expect_one_error_line(2, message)

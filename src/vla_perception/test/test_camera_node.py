@@ -169,11 +169,7 @@ def test_frozen_stream_is_not_republished_and_reported(ros, launch_node, tmp_pat
 )
 def test_bad_input_exits_with_one_clear_line(launch_node, params, code, message):
     node = launch_node('vla_perception', 'camera_node', name='cam_bad', params=params)
-    assert node.wait_exit(timeout=20) == code
-    errors = [line for line in node.output.splitlines() if 'camera_node: error:' in line]
-    assert len(errors) == 1, node.output
-    assert message in errors[0]
-    assert 'Traceback' not in node.output
+    node.expect_one_error_line(code, message)
 
 
 def test_malformed_parameter_file_exits_with_one_clear_line(launch_node, tmp_path):
