@@ -148,7 +148,8 @@ def test_guidance_pulls_the_start_toward_the_previous_chunk(model):
     assert guided_error < 0.5 * free_error, (free_error, guided_error)
     # Past `available` the previous chunk has no say.
     weights = Guidance(previous, delay=4, available=10).weights(c.chunk_length)
-    assert weights[:4].eq(1).all() and weights[10:].eq(0).all()
+    assert weights[:4].eq(1).all()
+    assert weights[10:].eq(0).all()
     assert (weights[4:10].diff() <= 0).all()
 
 

@@ -40,8 +40,10 @@ def _external_prefixes(config: PolicyConfig) -> tuple[str, ...]:
 def save_checkpoint(
     directory: str | Path, model: VlaModel, normalizer: Normalizer, extra: dict | None = None
 ) -> Path:
-    """Write the checkpoint atomically: files go to a temporary directory that is then renamed,
-    so a crash mid-save never leaves a half-written checkpoint under the final name.
+    """Write the checkpoint atomically.
+
+    Files go to a temporary directory that is then renamed, so a crash mid-save never leaves a
+    half-written checkpoint under the final name.
     """
     directory = Path(directory)
     staging = directory.with_name(f'.{directory.name}.partial')

@@ -52,7 +52,7 @@ class PolicyConfig:
     expert_width: int = 128
     mlp_ratio: int = 4
     max_state_dim: int = 0
-    """State vectors are zero-padded to this size (0: the robot's own); lets robots share a model."""
+    """Zero-pad state vectors to this size (0: the robot's own), so robots can share a model."""
     max_action_dim: int = 0
 
     def __post_init__(self) -> None:
@@ -120,54 +120,55 @@ class PolicyConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Seconds to build and run; what the tests use.
-    'tiny': dict(
-        image_size=[64, 64],
-        vision='small_cnn',
-        vision_grid=2,
-        language='bytes',
-        max_language_tokens=16,
-        width=64,
-        depth=2,
-        heads=2,
-        head_dim=32,
-        expert_width=48,
-        chunk_length=16,
-        flow_steps=4,
-    ),
+    'tiny': {
+        'image_size': [64, 64],
+        'vision': 'small_cnn',
+        'vision_grid': 2,
+        'language': 'bytes',
+        'freeze_language': False,
+        'max_language_tokens': 16,
+        'width': 64,
+        'depth': 2,
+        'heads': 2,
+        'head_dim': 32,
+        'expert_width': 48,
+        'chunk_length': 16,
+        'flow_steps': 4,
+    },
     # Replans at 2 Hz on a laptop CPU: pretrained EfficientNet-Lite0 and MiniLM, both frozen.
-    'small_cpu': dict(
-        image_size=[128, 128],
-        vision='efficientnet_lite0',
-        freeze_vision=True,
-        vision_grid=4,
-        language='minilm',
-        freeze_language=True,
-        max_language_tokens=24,
-        width=256,
-        depth=4,
-        heads=4,
-        head_dim=64,
-        expert_width=192,
-        chunk_length=50,
-        flow_steps=10,
-    ),
+    'small_cpu': {
+        'image_size': [128, 128],
+        'vision': 'efficientnet_lite0',
+        'freeze_vision': True,
+        'vision_grid': 4,
+        'language': 'minilm',
+        'freeze_language': True,
+        'max_language_tokens': 24,
+        'width': 256,
+        'depth': 4,
+        'heads': 4,
+        'head_dim': 64,
+        'expert_width': 192,
+        'chunk_length': 50,
+        'flow_steps': 10,
+    },
     # SmolVLA-sized trunk and expert (~0.45 B parameters in the real one; here the transformer
     # part at its widths: 960 wide, 16 layers, expert at 0.75 width), for GPU latency numbers.
-    'smolvla_size': dict(
-        image_size=[256, 256],
-        vision='efficientnet_lite0',
-        freeze_vision=True,
-        vision_grid=8,
-        language='minilm',
-        max_language_tokens=48,
-        width=960,
-        depth=16,
-        heads=15,
-        head_dim=64,
-        expert_width=720,
-        chunk_length=50,
-        flow_steps=10,
-    ),
+    'smolvla_size': {
+        'image_size': [256, 256],
+        'vision': 'efficientnet_lite0',
+        'freeze_vision': True,
+        'vision_grid': 8,
+        'language': 'minilm',
+        'max_language_tokens': 48,
+        'width': 960,
+        'depth': 16,
+        'heads': 15,
+        'head_dim': 64,
+        'expert_width': 720,
+        'chunk_length': 50,
+        'flow_steps': 10,
+    },
 }
 
 
@@ -185,15 +186,15 @@ def preset_config(
             f'{robot_config["robot"]} has no camera {", ".join(unknown)}; '
             f'it has {", ".join(robot_cameras) or "none"}'
         )
-    values: dict[str, Any] = dict(
-        robot=robot_config['robot'],
-        joint_names=list(robot_config['joints']),
-        cameras=cameras,
-        camera_shapes={
+    values: dict[str, Any] = {
+        'robot': robot_config['robot'],
+        'joint_names': list(robot_config['joints']),
+        'cameras': cameras,
+        'camera_shapes': {
             c: [int(robot_cameras[c]['height']), int(robot_cameras[c]['width'])] for c in cameras
         },
-        fps=float(robot_config['fps']),
-    )
+        'fps': float(robot_config['fps']),
+    }
     values.update(PRESETS[preset])
     values.update(overrides)
     return PolicyConfig(**values)

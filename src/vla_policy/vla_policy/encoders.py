@@ -81,7 +81,7 @@ class HuggingFaceVisionTower(nn.Module):
                 images, size=(self.input_size, self.input_size), mode='bilinear', antialias=True
             )
         tokens = self.tower(pixel_values=images * 2.0 - 1.0).last_hidden_state
-        side = int(round(tokens.shape[1] ** 0.5))
+        side = round(tokens.shape[1] ** 0.5)
         if side * side != tokens.shape[1]:
             tokens = tokens[:, tokens.shape[1] - side * side :]  # drop class tokens
         return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, side, side)

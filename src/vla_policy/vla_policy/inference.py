@@ -71,8 +71,9 @@ class PolicyRunner:
         return self._instructions[text]
 
     def image_tensor(self, images: Mapping[str, np.ndarray]) -> torch.Tensor:
-        """Camera name -> HxWx3 uint8 RGB; checked against the checkpoint, resized for the
-        encoder, stacked to (1, cameras, 3, h, w) in [0, 1].
+        """Camera name -> HxWx3 uint8 RGB images, as a (1, cameras, 3, h, w) tensor in [0, 1].
+
+        Each image is checked against the checkpoint's camera shape, then resized for the encoder.
         """
         missing = [c for c in self.config.cameras if c not in images]
         if missing:
@@ -81,7 +82,7 @@ class PolicyRunner:
         batch = []
         for camera in self.config.cameras:
             image = images[camera]
-            expected = tuple(self.config.camera_shapes[camera]) + (3,)
+            expected = (*self.config.camera_shapes[camera], 3)
             if image.dtype != np.uint8 or image.shape != expected:
                 raise ObservationError(
                     f'camera {camera!r}: got {image.dtype} {"x".join(map(str, image.shape))}, '
@@ -101,13 +102,17 @@ class PolicyRunner:
                 f'({", ".join(self.config.joint_names)})'
             )
         if not np.all(np.isfinite(state)):
-            bad = [n for n, v in zip(self.config.joint_names, state) if not math.isfinite(v)]
+            bad = [
+                n
+                for n, v in zip(self.config.joint_names, state, strict=True)
+                if not math.isfinite(v)
+            ]
             raise ObservationError(f'state is not finite for {", ".join(bad)}')
         return self._padded(self.normalizer.normalize('observation.state', state)[None])
 
     def _padded(self, values: np.ndarray) -> torch.Tensor:
         """(..., D) -> (..., max dim) float32 tensor on the device, zero-padded."""
-        out = np.zeros(values.shape[:-1] + (self.config.max_action_dim,), dtype=np.float32)
+        out = np.zeros((*values.shape[:-1], self.config.max_action_dim), dtype=np.float32)
         out[..., : values.shape[-1]] = values
         return torch.from_numpy(out).to(self.device)
 
@@ -139,9 +144,11 @@ class PolicyRunner:
         previous: np.ndarray | None = None,
         delay: int = 0,
     ) -> Chunk:
-        """One chunk. `previous` (n, D): the previous chunk's absolute targets for the new
-        chunk's first n times; with it, real-time-chunking guidance keeps the start continuous
-        (`delay`: how many actions execute while the model runs).
+        """Infer one chunk of absolute joint targets.
+
+        `previous` (n, D): the previous chunk's targets for the new chunk's first n times; with
+        it, real-time-chunking guidance keeps the start continuous (`delay`: how many actions
+        execute while the model runs).
         """
         start = time.perf_counter()
         obs = self.observation(images, state, instruction)
@@ -202,7 +209,7 @@ class _CudaGraphLoop:
         if self.graph is None:
             self._capture(noise, keys_values, mask)
         self.noise.copy_(noise)
-        for (k_static, v_static), (k, v) in zip(self.keys_values, keys_values):
+        for (k_static, v_static), (k, v) in zip(self.keys_values, keys_values, strict=True):
             k_static.copy_(k)
             v_static.copy_(v)
         self.mask.copy_(mask)

@@ -215,7 +215,7 @@ class VlaModel(nn.Module):
         a = a + self.action_position.to(a.dtype)
         own = torch.ones(a.shape[0], a.shape[1], dtype=torch.bool, device=a.device)
         mask = torch.cat([prefix_mask, own], dim=1)
-        for layer, (pk, pv) in zip(self.expert_layers, keys_values):
+        for layer, (pk, pv) in zip(self.expert_layers, keys_values, strict=True):
             q, k, v = layer.project(a)
             k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
             a = layer.finish(a, attend(q, k, v, mask))
@@ -230,8 +230,10 @@ class VlaModel(nn.Module):
         action_mask: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Flow-matching loss on normalised padded actions (B, H, D); `action_mask` (B, H)
-        is False for steps past the episode end. Padded action dimensions carry no loss.
+        """Flow-matching loss on normalised, padded actions (B, H, D).
+
+        `action_mask` (B, H) is False for steps past the episode end; padded action dimensions
+        carry no loss.
         """
         b = actions.shape[0]
         noise = torch.randn(actions.shape, generator=generator, device=actions.device)
@@ -298,8 +300,9 @@ class VlaModel(nn.Module):
         prefix_mask: torch.Tensor,
         guidance: Guidance,
     ) -> torch.Tensor:
-        """Velocity plus the real-time-chunking pull (pseudo-inverse guidance through a
-        vector-Jacobian product of the predicted clean actions).
+        """Velocity plus the real-time-chunking pull.
+
+        Pseudo-inverse guidance: a vector-Jacobian product through the predicted clean actions.
         """
         weights = guidance.weights(x.shape[1]).to(x.device)[None, :, None]
         with torch.enable_grad():
