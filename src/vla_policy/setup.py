@@ -13,6 +13,11 @@ setup(
     ],
     install_requires=['setuptools'],
     zip_safe=True,
+    entry_points={
+        'console_scripts': [
+            'policy_node = vla_policy.policy_node:main',
+        ],
+    },
     maintainer='vla_stack developers',
     maintainer_email='dev@vla-stack.invalid',
     description=('The VLA model, inference engine, checkpoints, training and the policy node.'),

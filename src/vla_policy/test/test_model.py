@@ -186,7 +186,7 @@ def test_a_checkpoint_for_another_robot_is_refused_with_what_differs(tmp_path, m
     with pytest.raises(ConfigError) as error:
         load_checkpoint(tmp_path / 'ckpt', load_robot_config('aloha'))
     message = str(error.value)
-    for expected in ('shoulder_pan', 'left_waist', "camera 'front'", '50 fps'):
+    for expected in ('shoulder_pan', 'left_waist', 'camera(s) front, wrist not on', '50 fps'):
         assert expected in message, message
 
 
