@@ -1,6 +1,8 @@
 """The `vla` command: runs the stack's node graph on machines with or without `ros2 launch`.
 
 vla bringup robot:=so101 mode:=cameras sim:=true [--duration 10] [--dry-run]
+vla record robot:=so101 sim:=true episodes:=10 dataset:=data/so101
+vla train dataset:=data/so101 preset:=small_cpu output:=outputs/so101
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ def _record(args: argparse.Namespace) -> int:
     return code
 
 
+def _train(args: argparse.Namespace) -> int:
+    from vla_policy.train import main as train
+
+    return train(args.arguments)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='vla', description='vla_stack command line.')
     commands = parser.add_subparsers(dest='command', required=True)
@@ -135,6 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     record.add_argument('arguments', nargs='*', metavar='name:=value')
     record.set_defaults(handler=_record)
+    from vla_policy.train_params import TRAIN_PARAMETERS
+
+    train_help = '; '.join(
+        f'{p.name} (default {p.default!r}): {p.description}' for p in TRAIN_PARAMETERS
+    )
+    train = commands.add_parser(
+        'train',
+        help='train or fine-tune the policy on a LeRobotDataset v3.0',
+        description=f'Train the VLA. Arguments name:=value: {train_help}',
+    )
+    train.add_argument('arguments', nargs='*', metavar='name:=value')
+    train.set_defaults(handler=_train)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -1,0 +1,249 @@
+"""Training data from a LeRobotDataset v3.0 directory (ours or LeRobot's), read directly.
+
+Parquet through pyarrow, video through PyAV. Video frames are decoded once per dataset and
+image size into a uint8 cache on disk (random access into mp4 is slow); with a frozen vision
+encoder, its features are cached the same way, so CPU training never touches the encoder.
+Every error names the file and the feature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+
+from vla_common.errors import ConfigError
+
+STATE, ACTION = 'observation.state', 'action'
+IMAGE_PREFIX = 'observation.images.'
+
+
+class DatasetError(ConfigError):
+    """The dataset cannot be used for this policy; the message names the file and feature."""
+
+
+@dataclass
+class Episode:
+    index: int
+    length: int
+    start: int
+    """Row of its first frame in the concatenated data table."""
+    videos: dict[str, tuple[Path, float]]
+    """Camera -> (mp4, timestamp of the episode's first frame in it)."""
+
+
+class LeRobotDataset:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        info_path = self.root / 'meta' / 'info.json'
+        if not info_path.is_file():
+            raise DatasetError(f'{self.root} is not a LeRobotDataset: no meta/info.json')
+        try:
+            self.info = json.loads(info_path.read_text())
+        except ValueError as exc:
+            raise DatasetError(f'{info_path}: malformed JSON ({exc})') from None
+        version = self.info.get('codebase_version')
+        if version != 'v3.0':
+            raise DatasetError(f'{info_path}: codebase_version {version!r}, expected "v3.0"')
+        self.fps = float(self.info['fps'])
+        self.features = self.info.get('features', {})
+        self.cameras = [
+            k[len(IMAGE_PREFIX) :] for k in self.features if k.startswith(IMAGE_PREFIX)
+        ]
+        for key in (STATE, ACTION):
+            if key not in self.features:
+                raise DatasetError(f'{info_path}: the dataset has no {key!r} feature')
+        self.state_names = self._names(STATE)
+        self.action_names = self._names(ACTION)
+        self.tasks = self._read_tasks()
+        self._read_data()
+        self.episodes = self._read_episodes()
+        if not self.episodes:
+            raise DatasetError(f'{self.root} has no episodes')
+
+    def _names(self, key: str) -> list[str]:
+        names = self.features[key].get('names')
+        if isinstance(names, dict):  # some LeRobot datasets: {"motors": [...]}
+            names = next(iter(names.values()))
+        shape = self.features[key].get('shape', [0])
+        return list(names) if names else [f'{key}_{i}' for i in range(shape[0])]
+
+    def _read_tasks(self) -> list[str]:
+        path = self.root / 'meta' / 'tasks.parquet'
+        try:
+            table = pq.read_table(path).to_pandas()
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f'{path}: cannot read the tasks ({exc})') from None
+        tasks = [''] * (int(table['task_index'].max()) + 1 if len(table) else 0)
+        texts = table['task'] if 'task' in table.columns else table.index
+        for text, index in zip(texts, table['task_index'], strict=True):
+            tasks[int(index)] = str(text)
+        return tasks
+
+    def _read_data(self) -> None:
+        files = sorted(self.root.glob('data/*/*.parquet'))
+        if not files:
+            raise DatasetError(f'{self.root}: no data/*/*.parquet files')
+        columns = [STATE, ACTION, 'episode_index', 'frame_index', 'index', 'task_index']
+        parts = []
+        for path in files:
+            try:
+                parts.append(pq.read_table(path, columns=columns))
+            except (OSError, ValueError, KeyError) as exc:
+                raise DatasetError(f'{path}: cannot read {", ".join(columns)} ({exc})') from None
+        import pyarrow as pa
+
+        table = pa.concat_tables(parts).sort_by('index')
+        self.states = np.asarray(table[STATE].to_pylist(), dtype=np.float32)
+        self.actions = np.asarray(table[ACTION].to_pylist(), dtype=np.float32)
+        self.episode_index = table['episode_index'].to_numpy()
+        self.frame_index = table['frame_index'].to_numpy()
+        self.task_index = table['task_index'].to_numpy()
+
+    def _read_episodes(self) -> list[Episode]:
+        rows = []
+        for path in sorted(self.root.glob('meta/episodes/*/*.parquet')):
+            try:
+                rows.extend(pq.read_table(path).to_pylist())
+            except (OSError, ValueError) as exc:
+                raise DatasetError(f'{path}: cannot read the episode index ({exc})') from None
+        starts = {}
+        for row_number, episode in enumerate(self.episode_index):
+            starts.setdefault(int(episode), row_number)
+        episodes = []
+        for row in sorted(rows, key=lambda r: r['episode_index']):
+            index = int(row['episode_index'])
+            if index not in starts:
+                raise DatasetError(f'{self.root}: episode {index} has no rows in data/')
+            videos = {}
+            for camera in self.cameras:
+                key = IMAGE_PREFIX + camera
+                path = self.root / self.info['video_path'].format(
+                    video_key=key,
+                    chunk_index=row[f'videos/{key}/chunk_index'],
+                    file_index=row[f'videos/{key}/file_index'],
+                )
+                videos[camera] = (path, float(row[f'videos/{key}/from_timestamp']))
+            episodes.append(Episode(index, int(row['length']), starts[index], videos))
+        return episodes
+
+    # ----- what a policy needs -----
+
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        path = self.root / 'meta' / 'stats.json'
+        try:
+            stats = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f'{path}: cannot read the statistics ({exc})') from None
+        # Per-dimension statistics only ("count" is one number per feature).
+        return {
+            key: {
+                k: np.asarray(v, dtype=np.float64) for k, v in stats[key].items() if k != 'count'
+            }
+            for key in (STATE, ACTION)
+            if key in stats
+        }
+
+    def check_policy(self, joint_names: list[str], cameras: list[str]) -> None:
+        """Raise DatasetError naming every feature the policy needs and the dataset lacks."""
+        info = self.root / 'meta' / 'info.json'
+        problems = []
+        for key, names in ((STATE, self.state_names), (ACTION, self.action_names)):
+            if names != list(joint_names):
+                problems.append(f'{key} has names {names}, the policy needs {list(joint_names)}')
+        missing = [IMAGE_PREFIX + c for c in cameras if c not in self.cameras]
+        if missing:
+            problems.append(f'no feature(s) {", ".join(missing)} (it has {self.cameras})')
+        if problems:
+            raise DatasetError(f'{info}: ' + '; '.join(problems))
+
+    def camera_shape(self, camera: str) -> list[int]:
+        return [int(v) for v in self.features[IMAGE_PREFIX + camera]['shape'][:2]]
+
+    def fingerprint(self) -> str:
+        """Changes when episodes are added or rewritten: keys the frame and feature caches."""
+        h = hashlib.sha256(str(self.root.resolve()).encode())
+        for path in sorted(self.root.glob('meta/episodes/*/*.parquet')):
+            h.update(f'{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}'.encode())
+        return h.hexdigest()[:16]
+
+    def decode_episode(self, episode: Episode, camera: str, size: list[int]) -> np.ndarray:
+        """(length, h, w, 3) uint8 frames of one episode and camera, resized to `size`."""
+        path, start = episode.videos[camera]
+        frames = np.zeros((episode.length, size[0], size[1], 3), np.uint8)
+        seen = np.zeros(episode.length, bool)
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                for frame in container.decode(stream):
+                    i = round((float(frame.time) - start) * self.fps)
+                    if i < 0:
+                        continue
+                    if i >= episode.length:
+                        break
+                    rgb = frame.to_ndarray(format='rgb24')
+                    frames[i] = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                    seen[i] = True
+        except (OSError, av.FFmpegError) as exc:
+            raise DatasetError(f'{path}: cannot decode {IMAGE_PREFIX + camera} ({exc})') from None
+        if not seen.all():
+            raise DatasetError(
+                f'{path}: {IMAGE_PREFIX + camera} has {int(seen.sum())} of the '
+                f'{episode.length} frames of episode {episode.index}'
+            )
+        return frames
+
+
+def frame_cache(dataset: LeRobotDataset, cameras: list[str], size: list[int], cache_dir: Path):
+    """(frames, cameras, h, w, 3) uint8 memmap of every frame, decoded once and kept on disk."""
+    key = f'{dataset.fingerprint()}-{"-".join(cameras)}-{size[0]}x{size[1]}'
+    path = Path(cache_dir) / 'frames' / f'{key}.npy'
+    if path.is_file():
+        return np.load(path, mmap_mode='r')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix('.partial.npy')
+    total = len(dataset.states)
+    frames = np.lib.format.open_memmap(
+        partial, mode='w+', dtype=np.uint8, shape=(total, len(cameras), size[0], size[1], 3)
+    )
+    for n, episode in enumerate(dataset.episodes):
+        for c, camera in enumerate(cameras):
+            frames[episode.start : episode.start + episode.length, c] = dataset.decode_episode(
+                episode, camera, size
+            )
+        print(f'\rdecoding video: episode {n + 1}/{len(dataset.episodes)}', end='', flush=True)
+    print(flush=True)
+    frames.flush()
+    del frames
+    partial.rename(path)
+    return np.load(path, mmap_mode='r')
+
+
+def split_episodes(
+    episodes: list[Episode], val_fraction: float, seed: int
+) -> tuple[list[Episode], list[Episode]]:
+    """Train/validation split by whole episodes (frames of one episode never straddle it)."""
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    n_val = round(len(episodes) * val_fraction) if len(episodes) > 1 else 0
+    n_val = min(max(n_val, 1 if val_fraction > 0 and len(episodes) > 1 else 0), len(episodes) - 1)
+    val = sorted(order[:n_val].tolist())
+    return (
+        [e for i, e in enumerate(episodes) if i not in val],
+        [episodes[i] for i in val],
+    )
+
+
+def chunk_rows(episode: Episode, frame: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Data rows of the next `horizon` actions from `frame` of `episode`, and which are real.
+
+    Past the episode end the last action repeats (the robot holds) and the mask is False.
+    """
+    rows = np.arange(episode.start + frame, episode.start + frame + horizon)
+    end = episode.start + episode.length
+    return rows.clip(max=end - 1), rows < end

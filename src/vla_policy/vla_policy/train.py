@@ -1,0 +1,410 @@
+"""`vla train`: fine-tune the VLA on a LeRobotDataset v3.0 and write a policy checkpoint.
+
+Flow-matching loss; AdamW with linear warm-up and cosine decay; gradient clipping; EMA weights
+(what the checkpoint holds); bf16 autocast on CUDA. All randomness (batches, augmentation,
+noise, flow times) comes from one generator whose state is saved with the optimizer, so a
+resumed run equals an uninterrupted one. Ctrl-C saves a resumable state and exits.
+
+Output directory:
+    checkpoint/        the policy checkpoint (design §6) the policy node loads
+    train_state/       optimizer, raw weights and generator state, for `resume:=true`
+    history.json       losses per step; training_curves.png plots them
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save_file
+
+from vla_common.errors import ConfigError
+from vla_policy.checkpoint import save_checkpoint
+from vla_policy.config import preset_config
+from vla_policy.data import ACTION
+from vla_policy.data import STATE
+from vla_policy.data import DatasetError
+from vla_policy.data import LeRobotDataset
+from vla_policy.data import chunk_rows
+from vla_policy.data import frame_cache
+from vla_policy.data import split_episodes
+from vla_policy.model import Observation
+from vla_policy.model import VlaModel
+from vla_policy.normalization import Normalizer
+from vla_policy.train_params import parse_arguments
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get('VLA_CACHE_DIR') or Path.home() / '.cache' / 'vla_stack')
+
+
+def lr_at(step: int, p: dict[str, Any]) -> float:
+    warm = min(1.0, (step + 1) / max(p['warmup_steps'], 1))
+    progress = min(1.0, step / max(p['steps'] - 1, 1))
+    return p['lr'] * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (90-100% of each side) resized back, then colour jitter.
+
+    Images (B, cams, 3, h, w) in [0, 1]; one draw per image, from `generator`.
+    """
+    b, n, _, h, w = images.shape
+    flat = images.flatten(0, 1)
+    out = torch.empty_like(flat)
+    draws = torch.rand(flat.shape[0], 7, generator=generator)
+    for i, (sh, sw, oy, ox, bright, contrast, sat) in enumerate(draws.tolist()):
+        ch, cw = round(h * (0.9 + 0.1 * sh)), round(w * (0.9 + 0.1 * sw))
+        y, x = round(oy * (h - ch)), round(ox * (w - cw))
+        crop = flat[i : i + 1, :, y : y + ch, x : x + cw]
+        out[i] = torch.nn.functional.interpolate(
+            crop, size=(h, w), mode='bilinear', align_corners=False
+        )[0]
+        grey = out[i].mean(0, keepdim=True)
+        out[i] = (out[i] - grey) * (0.8 + 0.4 * sat) + grey
+        mean = out[i].mean()
+        out[i] = (out[i] - mean) * (0.8 + 0.4 * contrast) + mean + (bright - 0.5) * 0.2
+    return out.clamp(0, 1).view(b, n, *flat.shape[1:])
+
+
+class Trainer:
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.p = p = params
+        if not p['dataset']:
+            raise ConfigError('give the dataset: dataset:=<LeRobotDataset v3.0 directory>')
+        if p['threads'] > 0:
+            torch.set_num_threads(p['threads'])
+        device = p['device']
+        if device == 'auto':
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        self.device = torch.device(device)
+        self.out = Path(p['output'])
+        self.data = data = LeRobotDataset(p['dataset'])
+        cameras = [c for c in p['cameras'] if c] or data.cameras
+        robot = self._robot_config(cameras)
+        torch.manual_seed(p['seed'])
+        config = preset_config(
+            p['preset'],
+            robot,
+            cameras=cameras,
+            camera_shapes={c: data.camera_shape(c) for c in cameras},
+            fps=data.fps,
+        )
+        self.config = config
+        self.model = VlaModel(config).to(self.device)
+        stats = data.stats()
+        try:
+            self.normalizer = Normalizer(p['normalization'], stats)
+        except ConfigError as exc:
+            raise DatasetError(f'{data.root / "meta" / "stats.json"}: {exc}') from None
+        self.train_episodes, self.val_episodes = split_episodes(
+            data.episodes, p['val_fraction'], p['seed']
+        )
+        self.frames = frame_cache(data, cameras, config.image_size, cache_dir())
+        self.features = self._feature_cache() if self._use_feature_cache() else None
+        self.states = self._padded(self.normalizer.normalize(STATE, data.states))
+        self.actions = self._padded(self.normalizer.normalize(ACTION, data.actions))
+        self.language = self._language_cache()
+        trainable = [q for q in self.model.parameters() if q.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=p['lr'], weight_decay=p['weight_decay'])
+        self.ema = copy.deepcopy(self.model).eval() if p['ema_decay'] > 0 else None
+        self.generator = torch.Generator().manual_seed(p['seed'])
+        self.step = 0
+        self.history: dict[str, list] = {'train': [], 'val': []}
+
+    def _robot_config(self, cameras: list[str]) -> dict[str, Any]:
+        """The robot the policy drives: its config file when named, else from the dataset."""
+        from vla_common.robot_config import load_robot_config
+
+        robot = self.p['robot'] or self.data.info.get('robot_type') or ''
+        if robot:
+            config = load_robot_config(robot)
+        else:
+            config = {'robot': 'unknown', 'joints': {n: {} for n in self.data.action_names}}
+        self.data.check_policy(list(config['joints']), cameras)
+        config = dict(config)
+        config['cameras'] = {
+            c: dict(zip(('height', 'width'), self.data.camera_shape(c), strict=True))
+            for c in cameras
+        }
+        config['fps'] = self.data.fps
+        return config
+
+    def _use_feature_cache(self) -> bool:
+        return self.p['feature_cache'] and self.config.freeze_vision
+
+    def _padded(self, values: np.ndarray) -> torch.Tensor:
+        out = torch.zeros(len(values), self.config.max_action_dim)
+        out[:, : values.shape[1]] = torch.from_numpy(values.astype(np.float32))
+        return out
+
+    def _feature_cache(self) -> np.ndarray:
+        """Frozen vision features of every frame, computed once, keyed by dataset + encoder."""
+        c = self.config
+        key = (
+            f'{self.data.fingerprint()}-{"-".join(c.cameras)}-{c.vision.replace("/", "_")}-'
+            f'{c.image_size[0]}x{c.image_size[1]}-g{c.vision_grid}'
+        )
+        path = cache_dir() / 'features' / f'{key}.npy'
+        if path.is_file():
+            return np.load(path, mmap_mode='r')
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix('.partial.npy')
+        store = None
+        batch = 64
+        with torch.no_grad():
+            for start in range(0, len(self.frames), batch):
+                images = self._images(np.arange(start, min(start + batch, len(self.frames))))
+                features = self.model.encode_images(images).float().cpu().numpy()
+                if store is None:
+                    shape = (len(self.frames), *features.shape[1:])
+                    store = np.lib.format.open_memmap(
+                        partial, mode='w+', dtype=np.float16, shape=shape
+                    )
+                store[start : start + len(features)] = features
+                print(
+                    f'\rcaching vision features: {start + len(features)}/{len(self.frames)}',
+                    end='',
+                    flush=True,
+                )
+        print(flush=True)
+        store.flush()
+        del store
+        partial.rename(path)
+        return np.load(path, mmap_mode='r')
+
+    def _language_cache(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self.config.freeze_language:
+            return None
+        with torch.no_grad():
+            features, mask = self.model.encode_language(self.data.tasks)
+        return features, mask
+
+    def _images(self, rows: np.ndarray) -> torch.Tensor:
+        images = torch.from_numpy(np.ascontiguousarray(self.frames[np.sort(rows)]))
+        order = np.argsort(np.argsort(rows))  # memmap reads want sorted rows
+        images = images[torch.from_numpy(order)]
+        return images.permute(0, 1, 4, 2, 3).to(self.device, torch.float32) / 255.0
+
+    # ----- batches -----
+
+    def batch(self, episodes, generator: torch.Generator, training: bool):
+        c = self.config
+        lengths = torch.tensor([e.length for e in episodes], dtype=torch.float64)
+        picks = torch.multinomial(lengths, self.p['batch_size'], True, generator=generator)
+        frames = (
+            torch.rand(len(picks), generator=generator, dtype=torch.float64) * lengths[picks]
+        ).long()
+        rows, targets, masks = [], [], []
+        for e, f in zip(picks.tolist(), frames.tolist(), strict=True):
+            episode = episodes[e]
+            rows.append(episode.start + f)
+            action_rows, mask = chunk_rows(episode, f, c.chunk_length)
+            targets.append(action_rows)
+            masks.append(mask)
+        rows = np.array(rows)
+        task_rows = self.data.task_index[rows]
+        if self.language is not None:
+            language, language_mask = (t[torch.from_numpy(task_rows)] for t in self.language)
+        else:
+            language, language_mask = self.model.encode_language(
+                [self.data.tasks[i] for i in task_rows]
+            )
+        obs = Observation(
+            language=language.to(self.device),
+            language_mask=language_mask.to(self.device),
+            state=self.states[rows].to(self.device),
+        )
+        if self.features is not None:
+            obs.image_features = torch.from_numpy(
+                np.asarray(self.features[rows], dtype=np.float32)
+            ).to(self.device)
+        else:
+            images = self._images(rows)
+            obs.images = augment(images, generator) if training and self.p['augment'] else images
+        actions = self.actions[torch.from_numpy(np.stack(targets))].to(self.device)
+        mask = torch.from_numpy(np.stack(masks)).to(self.device)
+        return obs, actions, mask
+
+    # ----- the loop -----
+
+    def loss(self, obs, actions, mask, generator, model=None) -> torch.Tensor:
+        model = model or self.model
+        with torch.autocast('cuda', torch.bfloat16, enabled=self.device.type == 'cuda'):
+            return model.flow_loss(obs, actions, mask, generator)
+
+    def validate(self) -> float | None:
+        """Mean loss of the (EMA) model on fixed held-out batches: comparable across steps."""
+        if not self.val_episodes:
+            return None
+        model = self.ema or self.model
+        model.eval()
+        generator = torch.Generator().manual_seed(self.p['seed'] + 1)
+        with torch.no_grad():
+            losses = [
+                float(
+                    self.loss(*self.batch(self.val_episodes, generator, False), generator, model)
+                )
+                for _ in range(4)
+            ]
+        return sum(losses) / len(losses)
+
+    def train(self) -> Path:
+        p = self.p
+        if p['resume']:
+            self.load_state()
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=p['steps'],
+            initial=self.step,
+            desc='train',
+            unit='step',
+            file=sys.stdout,
+            dynamic_ncols=True,
+        )
+        started, samples = time.perf_counter(), 0
+        try:
+            while self.step < p['steps']:
+                self.model.train()
+                for group in self.optimizer.param_groups:
+                    group['lr'] = lr_at(self.step, p)
+                obs, actions, mask = self.batch(self.train_episodes, self.generator, True)
+                loss = self.loss(obs, actions, mask, self.generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if p['grad_clip'] > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), p['grad_clip'])
+                self.optimizer.step()
+                self._update_ema()
+                self.step += 1
+                samples += p['batch_size']
+                self.history['train'].append([self.step, loss.item()])
+                if self.step % p['val_every'] == 0 or self.step == p['steps']:
+                    val = self.validate()
+                    if val is not None:
+                        self.history['val'].append([self.step, val])
+                if self.step % p['save_every'] == 0 or self.step == p['steps']:
+                    self.save()
+                rate = samples / (time.perf_counter() - started)
+                val = self.history['val'][-1][1] if self.history['val'] else float('nan')
+                bar.set_postfix(
+                    loss=f'{loss.item():.4f}', val=f'{val:.4f}', samples_s=f'{rate:.1f}'
+                )
+                bar.update(1)
+        except KeyboardInterrupt:
+            bar.close()
+            self.save()
+            print(f'interrupted at step {self.step}: saved; continue with resume:=true')
+            raise
+        bar.close()
+        return self.out / 'checkpoint'
+
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        decay = min(self.p['ema_decay'], (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, m in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                if m.requires_grad:
+                    e.lerp_(m, 1 - decay)
+
+    # ----- saving and resuming -----
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        extra = {'training': {'step': self.step, 'dataset': str(self.data.root)}}
+        save_checkpoint(self.out / 'checkpoint', self.ema or self.model, self.normalizer, extra)
+        state = self.out / 'train_state'
+        partial = self.out / '.train_state.partial'
+        partial.mkdir(exist_ok=True)
+        tensors = {f'model.{k}': v.contiguous() for k, v in self.model.state_dict().items()}
+        if self.ema is not None:
+            tensors |= {f'ema.{k}': v.contiguous() for k, v in self.ema.state_dict().items()}
+        for i, slots in self.optimizer.state_dict()['state'].items():
+            tensors |= {f'optim.{i}.{k}': torch.as_tensor(v) for k, v in slots.items()}
+        tensors['generator'] = self.generator.get_state()
+        save_file({k: v.cpu() for k, v in tensors.items()}, str(partial / 'state.safetensors'))
+        (partial / 'trainer.json').write_text(
+            json.dumps({'step': self.step, 'history': self.history, 'params': self.p}) + '\n'
+        )
+        if state.exists():
+            for f in state.iterdir():
+                f.unlink()
+            state.rmdir()
+        partial.rename(state)
+        (self.out / 'history.json').write_text(json.dumps(self.history) + '\n')
+        plot_history(self.history, self.out / 'training_curves.png')
+
+    def load_state(self) -> None:
+        state = self.out / 'train_state'
+        if not (state / 'trainer.json').is_file():
+            raise ConfigError(f'resume:=true but {state} holds no training state')
+        trainer = json.loads((state / 'trainer.json').read_text())
+        tensors = load_file(str(state / 'state.safetensors'))
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k[:6] == 'model.'})
+        if self.ema is not None:
+            self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k[:4] == 'ema.'})
+        optim = self.optimizer.state_dict()
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith('optim.'):
+                _, index, name = key.split('.', 2)
+                slots.setdefault(int(index), {})[name] = value
+        optim['state'] = slots
+        self.optimizer.load_state_dict(optim)
+        self.generator.set_state(tensors['generator'])
+        self.step = trainer['step']
+        self.history = trainer['history']
+
+
+def plot_history(history: dict[str, list], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if history['train']:
+        steps, losses = np.array(history['train']).T
+        ax.plot(steps, losses, alpha=0.3, label='train (per step)')
+        window = max(1, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(window) / window, mode='valid')
+        ax.plot(steps[window - 1 :], smooth, label=f'train ({window}-step mean)')
+    if history['val']:
+        steps, losses = np.array(history['val']).T
+        ax.plot(steps, losses, 'o-', label='validation')
+    ax.set_xlabel('step')
+    ax.set_ylabel('flow-matching loss')
+    ax.set_yscale('log')
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(items: list[str]) -> int:
+    trainer = Trainer(parse_arguments(items))
+    c = trainer.config
+    print(
+        f'training {c.robot} {trainer.p["preset"]} on {trainer.data.root}: '
+        f'{len(trainer.train_episodes)} train / {len(trainer.val_episodes)} val episodes, '
+        f'cameras {c.cameras}, {"cached features" if trainer.features is not None else "images"}'
+    )
+    try:
+        checkpoint = trainer.train()
+    except KeyboardInterrupt:
+        return 130
+    val = trainer.history['val'][-1][1] if trainer.history['val'] else None
+    print(f'checkpoint: {checkpoint} (validation loss {val})')
+    return 0

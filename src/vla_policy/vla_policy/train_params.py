@@ -1,0 +1,60 @@
+"""`vla train` arguments: one table, importable without torch (the CLI lists it in --help)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vla_common.errors import ConfigError
+from vla_common.params import Param
+from vla_common.params import resolve
+
+TRAIN_PARAMETERS = [
+    Param('dataset', '', 'LeRobotDataset v3.0 directory.'),
+    Param('output', 'outputs/train', 'Output directory (checkpoint/, train_state/, plots).'),
+    Param('preset', 'small_cpu', 'Model preset: tiny, small_cpu, smolvla_size.'),
+    Param('robot', '', 'Robot config for joint limits and cameras (default: the dataset robot).'),
+    Param('cameras', [''], 'Cameras to use (default: every camera of the dataset).'),
+    Param('steps', 2000, 'Optimizer steps.'),
+    Param('batch_size', 32, 'Samples per step.'),
+    Param('lr', 3e-4, 'Peak learning rate.'),
+    Param('warmup_steps', 100, 'Linear warm-up, then cosine decay to 10% at the last step.'),
+    Param('weight_decay', 1e-2, 'AdamW weight decay.'),
+    Param('grad_clip', 1.0, 'Gradient norm clip (0: off).'),
+    Param('ema_decay', 0.995, 'EMA of the weights (0: off); the checkpoint holds the EMA.'),
+    Param('save_every', 500, 'Steps between checkpoints (also saved at the end).'),
+    Param('val_every', 100, 'Steps between validation losses.'),
+    Param('val_fraction', 0.1, 'Fraction of episodes held out for validation.'),
+    Param('normalization', 'mean_std', 'mean_std or quantile (q01/q99 from meta/stats.json).'),
+    Param(
+        'augment', True, 'Random crop and colour jitter (images only: not with cached features).'
+    ),
+    Param('feature_cache', True, 'Cache frozen vision features on disk (CPU-friendly).'),
+    Param('device', 'auto', 'cpu, cuda or auto.'),
+    Param('threads', 0, 'torch CPU threads (0: torch default).'),
+    Param('seed', 0, 'Seed of initialisation, split and every random draw.'),
+    Param('resume', False, 'Continue from output/train_state.'),
+]
+
+
+def parse_arguments(items: list[str]) -> dict[str, Any]:
+    """`name:=value` pairs, typed by TRAIN_PARAMETERS."""
+    table = {p.name: p for p in TRAIN_PARAMETERS}
+    values: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition(':=')
+        if not sep or name not in table:
+            known = ', '.join(table)
+            raise ConfigError(f'expected name:=value with a name among {known}; got {item!r}')
+        default = table[name].default
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ('true', 'false'):
+                    raise ValueError(f'{text!r} is not true/false')
+                values[name] = text.lower() == 'true'
+            elif isinstance(default, list):
+                values[name] = [v for v in text.split(',') if v]
+            else:
+                values[name] = type(default)(text)
+        except ValueError as exc:
+            raise ConfigError(f'{name}: {exc}') from None
+    return resolve(TRAIN_PARAMETERS, values)
