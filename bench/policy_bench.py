@@ -29,7 +29,8 @@ chunk is for s_k + i + 1 (ActionChunk timing: stamp + (i + 1) / fps); while the 
 chunk's times, i.e. its actions from index `horizon` on). Jump = |new[delay] -
 previous[delay - 1]|, averaged over joints, per switch; compared with the per-step change of
 the executed actions inside chunks. Without guidance `previous` is not passed; with it,
-`infer(previous=..., delay=...)` applies the real-time-chunking pull.
+`infer(previous=..., delay=...)` applies the real-time-chunking pull. The two chains run
+interleaved, switch by switch, and draw the same noise.
 
 Timing uses torch.set_num_threads(--threads) (and as many OpenCV threads); everything is
 seeded (--seed), so reruns give the same chunks.
@@ -315,54 +316,66 @@ def train_tiny(
 
 
 def simulate(
-    runner: PolicyRunner,
+    runners: dict[bool, PolicyRunner],
     observation: tuple[dict, np.ndarray],
-    guided: bool,
     switches: int,
     delay: int,
     horizon: int,
-    seed: int,
-) -> dict:
-    runner.generator.manual_seed(seed)  # both modes draw the same noise
+) -> list[dict]:
+    """Both chains (without, with guidance) side by side, switch by switch.
+
+    The runners share the model and their noise seed, so both chains draw the same noise.
+    """
     images, state = observation
-    chunk = runner.infer(images, state, INSTRUCTION).actions
-    jumps, steps, mismatch, latency = [], [], [], []
-    for _ in range(switches):
-        previous = chunk[horizon:]  # the previous plan for the new chunk's times
-        start = time.perf_counter()
-        if guided:
-            new = runner.infer(images, state, INSTRUCTION, previous=previous, delay=delay)
-        else:
-            new = runner.infer(images, state, INSTRUCTION)
-        latency.append(ms_since(start))
-        chunk = new.actions
-        jumps.append(np.abs(chunk[delay] - previous[delay - 1]).mean())
-        steps.append(np.abs(np.diff(chunk[delay : delay + horizon], axis=0)).mean())
-        mismatch.append(np.abs(chunk[:delay] - previous[:delay]).mean())
-    step = float(np.mean(steps))
-    return {
-        'guided': guided,
-        'switches': switches,
-        'jump_mean_rad': float(np.mean(jumps)),
-        'jump_p95_rad': float(np.percentile(jumps, 95)),
-        'step_mean_rad': step,
-        'jump_over_step': float(np.mean(jumps)) / step,
-        'first_delay_mismatch_rad': float(np.mean(mismatch)),
-        'infer_ms_p50': float(np.median(latency)),
-    }
+    chunks = {g: r.infer(images, state, INSTRUCTION).actions for g, r in runners.items()}
+    measured = {g: {'jump': [], 'step': [], 'mismatch': [], 'ms': []} for g in runners}
+    for k in range(switches):
+        for guided in (False, True) if k % 2 == 0 else (True, False):
+            previous = chunks[guided][horizon:]  # the previous plan for the new chunk's times
+            start = time.perf_counter()
+            if guided:
+                chunk = (
+                    runners[guided]
+                    .infer(images, state, INSTRUCTION, previous=previous, delay=delay)
+                    .actions
+                )
+            else:
+                chunk = runners[guided].infer(images, state, INSTRUCTION).actions
+            m = measured[guided]
+            m['ms'].append(ms_since(start))
+            # Executed: previous[0 .. delay-1] while inferring, then chunk[delay ..].
+            m['jump'].append(np.abs(chunk[delay] - previous[delay - 1]).mean())
+            m['step'].append(np.abs(np.diff(chunk[delay : delay + horizon], axis=0)).mean())
+            m['mismatch'].append(np.abs(chunk[:delay] - previous[:delay]).mean())
+            chunks[guided] = chunk
+    modes = []
+    for guided, m in measured.items():
+        step = float(np.mean(m['step']))
+        modes.append(
+            {
+                'guided': guided,
+                'switches': switches,
+                'jump_mean_rad': float(np.mean(m['jump'])),
+                'jump_p95_rad': float(np.percentile(m['jump'], 95)),
+                'step_mean_rad': step,
+                'jump_over_step': float(np.mean(m['jump'])) / step,
+                'first_delay_mismatch_rad': float(np.mean(m['mismatch'])),
+                'infer_ms_p50': float(np.median(m['ms'])),
+            }
+        )
+    return modes
 
 
 def measure_rtc(args: argparse.Namespace) -> dict:
-    model, normalizer, training = train_tiny(args.rtc_steps, args.rtc_batch, args.seed)
-    length = model.config.chunk_length
+    length = PRESETS['tiny']['chunk_length']
     if not 0 < args.delay <= args.horizon or args.horizon + args.delay > length:
         raise SystemExit(f'need 0 < delay <= horizon and horizon + delay <= {length}')
-    runner = PolicyRunner(model, normalizer, seed=args.seed, cuda_graph=False)
+    model, normalizer, training = train_tiny(args.rtc_steps, args.rtc_batch, args.seed)
+    runners = {
+        g: PolicyRunner(model, normalizer, seed=args.seed, cuda_graph=False) for g in (False, True)
+    }
     observation = inputs(model.config, args.seed + 2, count=1)[0]
-    modes = [
-        simulate(runner, observation, guided, args.switches, args.delay, args.horizon, args.seed)
-        for guided in (False, True)
-    ]
+    modes = simulate(runners, observation, args.switches, args.delay, args.horizon)
     return {
         'training': training,
         'delay': args.delay,
@@ -481,7 +494,7 @@ def main() -> int:
     )
     print(
         '| guidance | jump mean | jump p95 | step inside chunk | jump / step | '
-        '|new - previous| on the first d | infer p50 |'
+        'mismatch on the first d | infer p50 |'
     )
     print('|---|---|---|---|---|---|---|')
     for m in r['modes']:
@@ -491,6 +504,12 @@ def main() -> int:
             f'{m["step_mean_rad"] * 1e3:.1f} mrad | {m["jump_over_step"]:.2f} | '
             f'{m["first_delay_mismatch_rad"] * 1e3:.1f} mrad | {m["infer_ms_p50"]:.1f} ms |'
         )
+    print(
+        '\nJump = |new[d] - previous[d-1]| (first new action after the last one of the previous '
+        'chunk), mean over joints, per switch; step = mean |a[i+1] - a[i]| over the executed '
+        'actions; mismatch = mean |new[i] - previous[i]| for i < d (executed from the previous '
+        'chunk anyway). Both chains share the noise and are run interleaved.'
+    )
     print(f'\nMean jump without / with guidance: {r["jump_ratio_unguided_over_guided"]:.1f}x')
 
     if args.out:
