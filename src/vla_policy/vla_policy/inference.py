@@ -108,11 +108,14 @@ class PolicyRunner:
                 if not math.isfinite(v)
             ]
             raise ObservationError(f'state is not finite for {", ".join(bad)}')
-        return self._padded(self.normalizer.normalize('observation.state', state)[None])
+        return self._padded(
+            self.normalizer.normalize('observation.state', state)[None], self.config.max_state_dim
+        )
 
-    def _padded(self, values: np.ndarray) -> torch.Tensor:
-        """(..., D) -> (..., max dim) float32 tensor on the device, zero-padded."""
-        out = np.zeros((*values.shape[:-1], self.config.max_action_dim), dtype=np.float32)
+    def _padded(self, values: np.ndarray, width: int | None = None) -> torch.Tensor:
+        """(..., D) -> (..., width) zero-padded float32 tensor (default: action width)."""
+        width = width or self.config.max_action_dim
+        out = np.zeros((*values.shape[:-1], width), dtype=np.float32)
         out[..., : values.shape[-1]] = values
         return torch.from_numpy(out).to(self.device)
 

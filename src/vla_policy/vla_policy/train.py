@@ -111,8 +111,12 @@ class Trainer:
         )
         self.frames = frame_cache(data, cameras, config.image_size, cache_dir())
         self.features = self._feature_cache() if self._use_feature_cache() else None
-        self.states = self._padded(self.normalizer.normalize(STATE, data.states))
-        self.actions = self._padded(self.normalizer.normalize(ACTION, data.actions))
+        self.states = self._padded(
+            self.normalizer.normalize(STATE, data.states), self.config.max_state_dim
+        )
+        self.actions = self._padded(
+            self.normalizer.normalize(ACTION, data.actions), self.config.max_action_dim
+        )
         self.language = self._language_cache()
         trainable = [q for q in self.model.parameters() if q.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=p['lr'], weight_decay=p['weight_decay'])
@@ -142,8 +146,8 @@ class Trainer:
     def _use_feature_cache(self) -> bool:
         return self.p['feature_cache'] and self.config.freeze_vision
 
-    def _padded(self, values: np.ndarray) -> torch.Tensor:
-        out = torch.zeros(len(values), self.config.max_action_dim)
+    def _padded(self, values: np.ndarray, width: int) -> torch.Tensor:
+        out = torch.zeros(len(values), width)
         out[:, : values.shape[1]] = torch.from_numpy(values.astype(np.float32))
         return out
 
