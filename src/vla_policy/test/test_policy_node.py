@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient
 from sensor_msgs.msg import Image
@@ -21,10 +20,6 @@ from vla_common.qos import STATE_QOS
 from vla_common.robot_config import load_robot_config
 from vla_msgs.action import RunInstruction
 from vla_msgs.msg import ActionChunk
-from vla_policy.checkpoint import save_checkpoint
-from vla_policy.config import preset_config
-from vla_policy.model import VlaModel
-from vla_policy.normalization import Normalizer
 
 pytestmark = pytest.mark.ros
 
@@ -35,11 +30,19 @@ SHAPE = (120, 160)
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    cameras = list(ROBOT['cameras'])
-    config = preset_config('tiny', ROBOT, camera_shapes={c: list(SHAPE) for c in cameras})
-    path = tmp_path_factory.mktemp('policy') / 'checkpoint'
-    return save_checkpoint(path, VlaModel(config), Normalizer.identity(config.action_dim))
+    """A checkpoint produced by `vla train` (a few steps of the tiny preset)."""
+    from test_train import write_dataset
+
+    from vla_policy.train import Trainer
+    from vla_policy.train_params import parse_arguments
+
+    root = tmp_path_factory.mktemp('policy')
+    dataset = write_dataset(root / 'dataset', episodes=2, length=20, shape=SHAPE)
+    arguments = [f'dataset:={dataset}', f'output:={root / "run"}', 'preset:=tiny', 'steps:=5']
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('VLA_CACHE_DIR', str(root / 'cache'))
+        trainer = Trainer(parse_arguments([*arguments, 'batch_size:=4', 'threads:=1']))
+        return trainer.train()
 
 
 class Feeder:

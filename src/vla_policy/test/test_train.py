@@ -28,12 +28,12 @@ SHAPE = (48, 64)
 TASKS = {'pick up the red cube': (220, 40, 40), 'pick up the blue cube': (40, 40, 220)}
 
 
-def write_dataset(root, episodes=6, length=40):
+def write_dataset(root, episodes=6, length=40, shape=SHAPE):
     spec = DatasetSpec(
         fps=30,
         state_names=tuple(JOINTS),
         action_names=tuple(JOINTS),
-        cameras={'front': SHAPE, 'wrist': SHAPE},
+        cameras={'front': shape, 'wrist': shape},
         robot_type='so101',
     )
     writer = LeRobotDatasetWriter(root, spec)
@@ -45,9 +45,9 @@ def write_dataset(root, episodes=6, length=40):
         start = rng.uniform(-0.2, 0.2, len(JOINTS))
         for t in range(length):
             state = start + sign * 0.02 * t
-            image = np.zeros((*SHAPE, 3), np.uint8)
+            image = np.zeros((*shape, 3), np.uint8)
             image[:] = TASKS[task]
-            image[t % SHAPE[0], :, :] = 255  # something that moves
+            image[t % shape[0], :, :] = 255  # something that moves
             writer.add_frame(state, state + sign * 0.02, {'front': image, 'wrist': image[::-1]})
         writer.save_episode()
     return root
