@@ -88,9 +88,10 @@ class PolicyRunner:
                     f'camera {camera!r}: got {image.dtype} {"x".join(map(str, image.shape))}, '
                     f'the policy was trained on uint8 {"x".join(map(str, expected))} RGB'
                 )
+            image = np.ascontiguousarray(image)  # e.g. a bgr8 message seen as RGB
             if image.shape[:2] != (height, width):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            batch.append(torch.from_numpy(np.ascontiguousarray(image)))
+            batch.append(torch.from_numpy(image))
         stacked = torch.stack(batch).permute(0, 3, 1, 2)[None]
         return stacked.to(self.device, torch.float32) / 255.0
 

@@ -144,12 +144,13 @@ class PolicyNode(VlaNode):
         except ValueError as exc:
             self._input_error(f'camera {camera}: {exc}')
             return
-        stamp = _seconds(msg.header.stamp) or self._now()
-        self.buffer.on_image(camera, np.ascontiguousarray(rgb), stamp)
+        # A view of the message: copied (and resized) only when a chunk is computed.
+        self.buffer.on_image(camera, rgb, _seconds(msg.header.stamp) or self._now())
 
     def _on_state(self, msg: JointState) -> None:
         try:
-            self.buffer.on_state(list(msg.name), list(msg.position), _seconds(msg.header.stamp))
+            stamp = _seconds(msg.header.stamp) or self._now()  # unstamped: its arrival
+            self.buffer.on_state(list(msg.name), list(msg.position), stamp)
         except ObservationError as exc:
             self._input_error(str(exc))
 
