@@ -15,6 +15,9 @@ from vla_policy.checkpoint import load_checkpoint
 from vla_policy.data import DatasetError
 from vla_policy.data import LeRobotDataset
 from vla_policy.data import chunk_rows
+from vla_policy.finetune import BINS
+from vla_policy.finetune import from_bins
+from vla_policy.finetune import to_bins
 from vla_policy.inference import PolicyRunner
 from vla_policy.normalization import Normalizer
 from vla_policy.train import Trainer
@@ -173,3 +176,90 @@ def test_bad_datasets_are_named(dataset, tmp_path):
         Trainer(params(broken, tmp_path / 'y'))
     with pytest.raises(ConfigError, match='dataset:='):
         Trainer(parse_arguments(['steps:=3']))
+
+
+def _observation_of(trainer, seed=5):
+    obs, actions, mask = trainer.batch(
+        trainer.train_episodes, torch.Generator().manual_seed(seed), False
+    )
+    return obs, actions, mask
+
+
+def test_lora_trains_only_adapters_in_the_backbone_and_saves_a_plain_checkpoint(dataset, tmp_path):
+    trainer = Trainer(params(dataset, tmp_path / 'lora', steps=12, lora_rank=4, ema_decay=0))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trained = {n for n, q in trainer.model.named_parameters() if q.requires_grad}
+    in_backbone = {n for n in trained if n.startswith('prefix_layers.')}
+    assert in_backbone
+    assert all('lora_' in n for n in in_backbone)
+    assert 'action_out.weight' in trained, 'the action expert is trained in full'
+    checkpoint = trainer.train()
+    after = trainer.model.state_dict()
+    for name, value in before.items():
+        if name.startswith('prefix_layers.') and 'lora_' not in name:
+            assert torch.equal(value, after[name]), f'{name}: frozen base weight changed'
+    assert any(not torch.equal(v, after[n]) for n, v in before.items() if 'lora_B' in n), (
+        'the adapters learned'
+    )
+    plain, _ = load_checkpoint(checkpoint, load_robot_config('so101'))
+    obs, _, _ = _observation_of(trainer)
+    noise = torch.randn(len(obs.state), trainer.config.chunk_length, trainer.config.max_action_dim)
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model.sample(obs, noise)
+        got = plain.sample(obs, noise)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_knowledge_insulation_keeps_the_flow_loss_out_of_the_backbone(dataset, tmp_path):
+    trainer = Trainer(params(dataset, tmp_path / 'ki', knowledge_insulation=True, steps=10))
+    obs, actions, mask = _observation_of(trainer)
+    model = trainer.model
+
+    def gradients(loss):
+        model.zero_grad(set_to_none=True)
+        trainer.action_head.zero_grad(set_to_none=True)
+        loss.backward()
+        backbone = [q.grad for q in model.prefix_layers.parameters()]
+        expert = [q.grad for q in model.expert_layers.parameters()]
+        return backbone, expert
+
+    backbone, expert = gradients(trainer.loss(obs, actions, mask, torch.Generator()))
+    assert all(g is None for g in backbone), 'the flow loss reached the backbone'
+    assert all(g is not None and g.abs().sum() > 0 for g in expert)
+    prefix = model.prefix_forward(obs)
+    backbone, expert = gradients(trainer.action_head.loss(prefix, actions, mask))
+    assert all(g is not None for g in backbone), 'the backbone learns from the action tokens'
+    assert all(g is None for g in expert)
+
+    def total_loss():
+        with torch.no_grad():
+            generator = torch.Generator().manual_seed(1)
+            return trainer.loss(obs, actions, mask, generator, auxiliary=True)
+
+    first = total_loss()
+    trainer.train()
+    last = total_loss()
+    assert float(last) < float(first)
+    assert load_checkpoint(tmp_path / 'ki' / 'checkpoint')[0] is not None
+
+
+def test_action_bins_round_trip_within_half_a_bin():
+    limit = 3.0
+    actions = torch.linspace(-limit, limit, 1001)
+    bins = to_bins(actions, limit)
+    assert int(bins.min()) == 0
+    assert int(bins.max()) == BINS - 1
+    half = limit / BINS
+    assert float((from_bins(bins, limit) - actions).abs().max()) <= half + 1e-6
+    outside = to_bins(torch.tensor([-10.0, 10.0]), limit)
+    assert outside.tolist() == [0, BINS - 1]
+
+
+def test_fine_tuning_starts_from_the_given_checkpoint(dataset, tmp_path):
+    source = Trainer(params(dataset, tmp_path / 'base', steps=3)).train()
+    fine = Trainer(params(dataset, tmp_path / 'fine', init=str(source), preset='small_cpu'))
+    assert fine.config.width == 64, 'the checkpoint config, not the preset'
+    saved = load_file(str(source / 'model.safetensors'))
+    for name, value in fine.model.state_dict().items():
+        assert torch.equal(value, saved[name]), name

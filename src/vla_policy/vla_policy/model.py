@@ -45,6 +45,17 @@ class Observation:
 
 
 @dataclass
+class Prefix:
+    """The prefix transformer's result for one batch of observations."""
+
+    keys_values: KeysValues
+    mask: torch.Tensor
+    """(B, prefix_length) True where a token is real."""
+    hidden: torch.Tensor
+    """(B, prefix_length, width) the last layer's output (auxiliary heads read it)."""
+
+
+@dataclass
 class Guidance:
     """Real-time chunking: steer the new chunk's start toward the previous chunk's plan.
 
@@ -192,15 +203,20 @@ class VlaModel(nn.Module):
         mask = torch.cat([ones, obs.language_mask.bool(), ones[:, :1]], dim=1)
         return tokens, mask
 
-    def prefix_keys_values(self, obs: Observation) -> tuple[KeysValues, torch.Tensor]:
-        """Run the prefix once: every layer's keys/values and the prefix validity mask."""
+    def prefix_forward(self, obs: Observation) -> Prefix:
+        """Run the prefix once: every layer's keys/values, the validity mask, the output."""
         x, mask = self.prefix_tokens(obs)
         keys_values = []
         for layer in self.prefix_layers:
             q, k, v = layer.project(x)
             keys_values.append((k, v))
             x = layer.finish(x, attend(q, k, v, mask))
-        return keys_values, mask
+        return Prefix(keys_values, mask, x)
+
+    def prefix_keys_values(self, obs: Observation) -> tuple[KeysValues, torch.Tensor]:
+        """What the action expert needs of the prefix: keys/values and the validity mask."""
+        prefix = self.prefix_forward(obs)
+        return prefix.keys_values, prefix.mask
 
     # ----- action expert -----
 
@@ -229,18 +245,25 @@ class VlaModel(nn.Module):
         actions: torch.Tensor,
         action_mask: torch.Tensor,
         generator: torch.Generator | None = None,
+        prefix: Prefix | None = None,
+        insulate: bool = False,
     ) -> torch.Tensor:
         """Flow-matching loss on normalised, padded actions (B, H, D).
 
         `action_mask` (B, H) is False for steps past the episode end; padded action dimensions
-        carry no loss.
+        carry no loss. `prefix`: an already computed `prefix_forward(obs)`. `insulate`
+        (knowledge insulation): this loss trains the action expert only, none of it flows
+        back into the prefix, which keeps what it learned from its own objective.
         """
         b = actions.shape[0]
         noise = torch.randn(actions.shape, generator=generator, device=actions.device)
         t = sample_flow_time(b, generator, actions.device)
         x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * actions
-        keys_values, prefix_mask = self.prefix_keys_values(obs)
-        error = (self.velocity(x_t, t, keys_values, prefix_mask) - (noise - actions)) ** 2
+        prefix = prefix or self.prefix_forward(obs)
+        keys_values = prefix.keys_values
+        if insulate:
+            keys_values = [(k.detach(), v.detach()) for k, v in keys_values]
+        error = (self.velocity(x_t, t, keys_values, prefix.mask) - (noise - actions)) ** 2
         weight = action_mask[:, :, None] & self.action_dim_mask[None, None, :]
         return (error * weight).sum() / weight.sum().clamp(min=1)
 

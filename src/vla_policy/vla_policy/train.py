@@ -28,6 +28,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save_file
 
 from vla_common.errors import ConfigError
+from vla_policy.checkpoint import load_checkpoint
+from vla_policy.checkpoint import read_config
 from vla_policy.checkpoint import save_checkpoint
 from vla_policy.config import preset_config
 from vla_policy.data import ACTION
@@ -37,6 +39,10 @@ from vla_policy.data import LeRobotDataset
 from vla_policy.data import chunk_rows
 from vla_policy.data import frame_cache
 from vla_policy.data import split_episodes
+from vla_policy.finetune import BIN_RANGE
+from vla_policy.finetune import DiscreteActionHead
+from vla_policy.finetune import apply_lora
+from vla_policy.finetune import merged
 from vla_policy.model import Observation
 from vla_policy.model import VlaModel
 from vla_policy.normalization import Normalizer
@@ -89,18 +95,22 @@ class Trainer:
         self.device = torch.device(device)
         self.out = Path(p['output'])
         self.data = data = LeRobotDataset(p['dataset'])
-        cameras = [c for c in p['cameras'] if c] or data.cameras
+        initial = read_config(p['init'])[0] if p['init'] else None
+        cameras = initial.cameras if initial else [c for c in p['cameras'] if c] or data.cameras
         robot = self._robot_config(cameras)
         torch.manual_seed(p['seed'])
-        config = preset_config(
-            p['preset'],
-            robot,
-            cameras=cameras,
-            camera_shapes={c: data.camera_shape(c) for c in cameras},
-            fps=data.fps,
-        )
-        self.config = config
-        self.model = VlaModel(config).to(self.device)
+        shapes = {c: data.camera_shape(c) for c in cameras}
+        if initial:  # fine-tuning: the checkpoint's model, on this dataset's images
+            self.model = load_checkpoint(p['init'], robot)[0].to(self.device)
+            self.model.config.camera_shapes = shapes
+        else:
+            config = preset_config(
+                p['preset'], robot, cameras=cameras, camera_shapes=shapes, fps=data.fps
+            )
+            self.model = VlaModel(config).to(self.device)
+        self.config = config = self.model.config
+        if p['lora_rank'] > 0:
+            apply_lora(self.model, p['lora_rank'], p['lora_alpha'])
         stats = data.stats()
         try:
             self.normalizer = Normalizer(p['normalization'], stats)
@@ -118,8 +128,16 @@ class Trainer:
             self.normalizer.normalize(ACTION, data.actions), self.config.max_action_dim
         )
         self.language = self._language_cache()
-        trainable = [q for q in self.model.parameters() if q.requires_grad]
-        self.optimizer = torch.optim.AdamW(trainable, lr=p['lr'], weight_decay=p['weight_decay'])
+        self.action_head = None
+        if p['knowledge_insulation']:
+            limit = BIN_RANGE[p['normalization']]
+            self.action_head = DiscreteActionHead(config, limit).to(self.device)
+        self.trainable = [q for q in self.model.parameters() if q.requires_grad]
+        if self.action_head is not None:
+            self.trainable += list(self.action_head.parameters())
+        self.optimizer = torch.optim.AdamW(
+            self.trainable, lr=p['lr'], weight_decay=p['weight_decay']
+        )
         self.ema = copy.deepcopy(self.model).eval() if p['ema_decay'] > 0 else None
         self.generator = torch.Generator().manual_seed(p['seed'])
         self.step = 0
@@ -241,10 +259,17 @@ class Trainer:
 
     # ----- the loop -----
 
-    def loss(self, obs, actions, mask, generator, model=None) -> torch.Tensor:
+    def loss(self, obs, actions, mask, generator, model=None, auxiliary=False) -> torch.Tensor:
+        """The flow-matching loss; with `auxiliary`, plus the binned-action loss (if on)."""
         model = model or self.model
+        insulate = self.action_head is not None
         with torch.autocast('cuda', torch.bfloat16, enabled=self.device.type == 'cuda'):
-            return model.flow_loss(obs, actions, mask, generator)
+            prefix = model.prefix_forward(obs)
+            loss = model.flow_loss(obs, actions, mask, generator, prefix, insulate)
+            if auxiliary and insulate:
+                discrete = self.action_head.loss(prefix, actions, mask)
+                loss = loss + self.p['discrete_loss_weight'] * discrete
+        return loss
 
     def validate(self) -> float | None:
         """Mean loss of the (EMA) model on fixed held-out batches: comparable across steps."""
@@ -277,17 +302,18 @@ class Trainer:
             dynamic_ncols=True,
         )
         started, samples = time.perf_counter(), 0
+        self._clock = started - self.history.get('elapsed_s', 0.0)  # counts seconds before resume
         try:
             while self.step < p['steps']:
                 self.model.train()
                 for group in self.optimizer.param_groups:
                     group['lr'] = lr_at(self.step, p)
                 obs, actions, mask = self.batch(self.train_episodes, self.generator, True)
-                loss = self.loss(obs, actions, mask, self.generator)
+                loss = self.loss(obs, actions, mask, self.generator, auxiliary=True)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if p['grad_clip'] > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), p['grad_clip'])
+                    torch.nn.utils.clip_grad_norm_(self.trainable, p['grad_clip'])
                 self.optimizer.step()
                 self._update_ema()
                 self.step += 1
@@ -296,7 +322,8 @@ class Trainer:
                 if self.step % p['val_every'] == 0 or self.step == p['steps']:
                     val = self.validate()
                     if val is not None:
-                        self.history['val'].append([self.step, val])
+                        seconds = round(time.perf_counter() - self._clock, 1)
+                        self.history['val'].append([self.step, val, seconds])
                 if self.step % p['save_every'] == 0 or self.step == p['steps']:
                     self.save()
                 rate = samples / (time.perf_counter() - started)
@@ -326,14 +353,22 @@ class Trainer:
 
     def save(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        self.history['elapsed_s'] = round(time.perf_counter() - self._clock, 1)
         extra = {'training': {'step': self.step, 'dataset': str(self.data.root)}}
-        save_checkpoint(self.out / 'checkpoint', self.ema or self.model, self.normalizer, extra)
+        model = self.ema or self.model
+        if self.p['lora_rank'] > 0:
+            model = merged(model)
+        save_checkpoint(self.out / 'checkpoint', model, self.normalizer, extra)
         state = self.out / 'train_state'
         partial = self.out / '.train_state.partial'
         partial.mkdir(exist_ok=True)
         tensors = {f'model.{k}': v.contiguous() for k, v in self.model.state_dict().items()}
         if self.ema is not None:
             tensors |= {f'ema.{k}': v.contiguous() for k, v in self.ema.state_dict().items()}
+        if self.action_head is not None:
+            tensors |= {
+                f'head.{k}': v.contiguous() for k, v in self.action_head.state_dict().items()
+            }
         for i, slots in self.optimizer.state_dict()['state'].items():
             tensors |= {f'optim.{i}.{k}': torch.as_tensor(v) for k, v in slots.items()}
         tensors['generator'] = self.generator.get_state()
@@ -358,6 +393,10 @@ class Trainer:
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k[:6] == 'model.'})
         if self.ema is not None:
             self.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k[:4] == 'ema.'})
+        if self.action_head is not None:
+            self.action_head.load_state_dict(
+                {k[5:]: v for k, v in tensors.items() if k[:5] == 'head.'}
+            )
         optim = self.optimizer.state_dict()
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
@@ -385,7 +424,7 @@ def plot_history(history: dict[str, list], path: Path) -> None:
         smooth = np.convolve(losses, np.ones(window) / window, mode='valid')
         ax.plot(steps[window - 1 :], smooth, label=f'train ({window}-step mean)')
     if history['val']:
-        steps, losses = np.array(history['val']).T
+        steps, losses = np.array(history['val']).T[:2]
         ax.plot(steps, losses, 'o-', label='validation')
     ax.set_xlabel('step')
     ax.set_ylabel('flow-matching loss')

@@ -33,6 +33,15 @@ TRAIN_PARAMETERS = [
     Param('threads', 0, 'torch CPU threads (0: torch default).'),
     Param('seed', 0, 'Seed of initialisation, split and every random draw.'),
     Param('resume', False, 'Continue from output/train_state.'),
+    Param('init', '', 'Fine-tune from this checkpoint directory (its config replaces preset).'),
+    Param('lora_rank', 0, 'LoRA rank on the prefix transformer (peft; 0: full fine-tuning).'),
+    Param('lora_alpha', 16.0, 'LoRA scale numerator (adapter output x alpha / rank).'),
+    Param(
+        'knowledge_insulation',
+        False,
+        'The flow loss stops at the prefix; the prefix learns from 256-bin action tokens.',
+    ),
+    Param('discrete_loss_weight', 1.0, 'Weight of the binned-action loss (knowledge insulation).'),
 ]
 
 
