@@ -263,3 +263,11 @@ def test_fine_tuning_starts_from_the_given_checkpoint(dataset, tmp_path):
     saved = load_file(str(source / 'model.safetensors'))
     for name, value in fine.model.state_dict().items():
         assert torch.equal(value, saved[name]), name
+
+
+def test_a_time_limit_stops_training_with_a_validated_checkpoint(dataset, tmp_path):
+    trainer = Trainer(params(dataset, tmp_path / 'timed', steps=1000, max_minutes=1e-6))
+    checkpoint = trainer.train()
+    assert trainer.step == 1
+    assert json.loads((checkpoint / 'config.json').read_text())['training']['step'] == 1
+    assert [entry[0] for entry in trainer.history['val']] == [1]

@@ -319,13 +319,19 @@ class Trainer:
                 self.step += 1
                 samples += p['batch_size']
                 self.history['train'].append([self.step, loss.item()])
-                if self.step % p['val_every'] == 0 or self.step == p['steps']:
+                out_of_time = 0 < p['max_minutes'] * 60 < time.perf_counter() - self._clock
+                last = self.step == p['steps'] or out_of_time
+                if self.step % p['val_every'] == 0 or last:
                     val = self.validate()
                     if val is not None:
                         seconds = round(time.perf_counter() - self._clock, 1)
                         self.history['val'].append([self.step, val, seconds])
-                if self.step % p['save_every'] == 0 or self.step == p['steps']:
+                if self.step % p['save_every'] == 0 or last:
                     self.save()
+                if out_of_time:
+                    bar.close()
+                    print(f'stopped at step {self.step}: max_minutes:={p["max_minutes"]:g}')
+                    break
                 rate = samples / (time.perf_counter() - started)
                 val = self.history['val'][-1][1] if self.history['val'] else float('nan')
                 bar.set_postfix(

@@ -15,6 +15,7 @@ TRAIN_PARAMETERS = [
     Param('robot', '', 'Robot config for joint limits and cameras (default: the dataset robot).'),
     Param('cameras', [''], 'Cameras to use (default: every camera of the dataset).'),
     Param('steps', 2000, 'Optimizer steps.'),
+    Param('max_minutes', 0.0, 'Stop (and save) after this much training time (0: no limit).'),
     Param('batch_size', 32, 'Samples per step.'),
     Param('lr', 3e-4, 'Peak learning rate.'),
     Param('warmup_steps', 100, 'Linear warm-up, then cosine decay to 10% at the last step.'),
