@@ -64,7 +64,9 @@ def offline_encoding_speed(frames: int = 300) -> float:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) // 8 * 8 for _ in range(10)]
     with tempfile.TemporaryDirectory() as tmp:
-        encoder = VideoEncoder(Path(tmp) / 'test.mp4', spec, 480, 640)
+        encoder = VideoEncoder(
+            Path(tmp) / 'test.mp4', spec.fps, 480, 640, spec.codec, spec.gop, spec.crf
+        )
         start = time.perf_counter()
         for i in range(frames):
             encoder.add(np.roll(images[i % 10], i, axis=1))

@@ -3,6 +3,7 @@
 vla bringup robot:=so101 mode:=cameras sim:=true [--duration 10] [--dry-run]
 vla record robot:=so101 sim:=true episodes:=10 dataset:=data/so101
 vla train dataset:=data/so101 preset:=small_cpu output:=outputs/so101
+vla eval robot:=so101 checkpoint:=outputs/so101/checkpoint episodes:=60
 """
 
 from __future__ import annotations
@@ -69,21 +70,37 @@ RECORD_ARGUMENTS = (
 )
 
 
+def _split_arguments(items: list[str], table, mode: str) -> tuple[dict, dict]:
+    """`name:=value` items -> (graph arguments for `mode`, the session's typed arguments)."""
+    pairs = _launch_arguments(items)
+    names = {p.name for p in table}
+    graph_args = parse_arguments(
+        {**{k: v for k, v in pairs.items() if k not in names}, 'mode': mode}
+    )
+    types = {p.name: type(p.default) for p in table}
+    try:
+        typed = {k: types[k](v) for k, v in pairs.items() if k in names}
+    except ValueError as exc:
+        raise ConfigError(f'bad {mode} argument: {exc}') from None
+    return graph_args, resolve(table, typed)
+
+
+def _run_session(graph_args: dict, make_session) -> tuple[int, object]:
+    """Start the graph, run `make_session(say).run()` beside it, stop the graph when it ends."""
+    runner = GraphRunner(build_graph(**graph_args))
+    session = make_session(runner.say)
+    worker = threading.Thread(target=lambda: runner.request_stop(session.run()), daemon=True)
+    worker.start()
+    code = runner.run()
+    worker.join(timeout=5.0)
+    return code, session
+
+
 def _record(args: argparse.Namespace) -> int:
     from vla_bringup.record_node import RecordingSession
     from vla_bringup.record_node import SessionPlan
 
-    pairs = _launch_arguments(args.arguments)
-    session_names = {p.name for p in RECORD_ARGUMENTS}
-    graph_pairs = {k: v for k, v in pairs.items() if k not in session_names}
-    graph_args = parse_arguments({**graph_pairs, 'mode': 'record'})
-    raw = {k: v for k, v in pairs.items() if k in session_names}
-    types = {p.name: type(p.default) for p in RECORD_ARGUMENTS}
-    try:
-        typed = {k: types[k](v) for k, v in raw.items()}
-    except ValueError as exc:
-        raise ConfigError(f'bad record argument: {exc}') from None
-    session = resolve(RECORD_ARGUMENTS, typed)
+    graph_args, session = _split_arguments(args.arguments, RECORD_ARGUMENTS, 'record')
     if session['keep'] not in ('all', 'success') or session['episodes'] < 1:
         raise ConfigError('keep must be all or success, and episodes >= 1')
     if not session['episode_s'] > 0:
@@ -98,12 +115,41 @@ def _record(args: argparse.Namespace) -> int:
         keep=session['keep'],
         sim=graph_args['sim'],
     )
-    runner = GraphRunner(build_graph(**graph_args))
-    recording = RecordingSession(plan, runner.say)
-    worker = threading.Thread(target=lambda: runner.request_stop(recording.run()), daemon=True)
-    worker.start()
-    code = runner.run()
-    worker.join(timeout=5.0)
+    return _run_session(graph_args, lambda say: RecordingSession(plan, say))[0]
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from vla_bringup.eval_node import EvaluationSession
+    from vla_bringup.evaluation import EVAL_ARGUMENTS
+    from vla_bringup.evaluation import summarize
+    from vla_bringup.evaluation import summary_text
+    from vla_bringup.evaluation import write_summary
+    from vla_common.robot_config import load_robot_config
+
+    graph_args, arguments = _split_arguments(args.arguments, EVAL_ARGUMENTS, 'policy')
+    if not graph_args['sim']:
+        raise ConfigError('vla eval judges success in simulation: sim:=true')
+    if arguments['episodes'] < 1 or not arguments['timeout_s'] > 0:
+        raise ConfigError('episodes must be >= 1 and timeout_s > 0')
+    robot = load_robot_config(graph_args['robot'])
+    camera = next(iter(robot.get('cameras') or {'front': {}}))
+    fps = float(robot.get('fps', 30))
+    code, session = _run_session(
+        graph_args, lambda say: EvaluationSession(arguments, camera, fps, say)
+    )
+    if not session.results:
+        return code or 1
+    summary = summarize(
+        session.results,
+        session.inference_ms,
+        session.chunk_delay_ms,
+        session.controller_values(),
+    )
+    summary['arguments'] = {**graph_args, **arguments}
+    output = Path(arguments['output'])
+    write_summary(summary, output, session.inference_ms)
+    print(summary_text(summary))
+    print(f'written: {output / "summary.json"}, {output / "results.png"}')
     return code
 
 
@@ -116,15 +162,22 @@ def _train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='vla', description='vla_stack command line.')
     commands = parser.add_subparsers(dest='command', required=True)
-    arguments_help = '; '.join(
-        f'{p.name} (default {p.default}): {p.description}' for p in GRAPH_ARGUMENTS
-    )
-    bringup = commands.add_parser(
+
+    def command(name: str, handler, help_text: str, description: str):
+        sub = commands.add_parser(name, help=help_text, description=description)
+        sub.add_argument('arguments', nargs='*', metavar='name:=value')
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def listed(table) -> str:
+        return '; '.join(f'{p.name} (default {p.default!r}): {p.description}' for p in table)
+
+    bringup = command(
         'bringup',
-        help='run the node graph (same nodes as robot.launch.py)',
-        description=f'Run the node graph, one process per node. Arguments: {arguments_help}',
+        _bringup,
+        'run the node graph (same nodes as robot.launch.py)',
+        f'Run the node graph, one process per node. Arguments: {listed(GRAPH_ARGUMENTS)}',
     )
-    bringup.add_argument('arguments', nargs='*', metavar='name:=value')
     bringup.add_argument('--duration', type=float, help='stop after this many seconds')
     bringup.add_argument('--dry-run', action='store_true', help='print the nodes, start nothing')
     bringup.add_argument(
@@ -133,28 +186,30 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help='seconds between diagnostics summaries (0: none)',
     )
-    bringup.set_defaults(handler=_bringup)
-    record_help = '; '.join(f'{p.name} (default {p.default!r})' for p in RECORD_ARGUMENTS)
-    record = commands.add_parser(
+    command(
         'record',
-        help='record episodes (sim: the scripted expert) into a LeRobot dataset',
-        description=f'Run the record graph and record episodes. Arguments name:=value: robot, '
-        f'sim, dataset (see bringup) and {record_help}.',
+        _record,
+        'record episodes (sim: the scripted expert) into a LeRobot dataset',
+        'Run the record graph and record episodes. Arguments name:=value: robot, sim, dataset, '
+        f'camera_size (see bringup) and {listed(RECORD_ARGUMENTS)}',
     )
-    record.add_argument('arguments', nargs='*', metavar='name:=value')
-    record.set_defaults(handler=_record)
+    from vla_bringup.evaluation import EVAL_ARGUMENTS
     from vla_policy.train_params import TRAIN_PARAMETERS
 
-    train_help = '; '.join(
-        f'{p.name} (default {p.default!r}): {p.description}' for p in TRAIN_PARAMETERS
+    command(
+        'eval',
+        _eval,
+        'evaluate a policy checkpoint closed-loop in simulation',
+        'Run seeded episodes through sim, controller and policy node; print and write the '
+        'success rates and latencies. Arguments name:=value: robot, checkpoint, camera_size '
+        f'(see bringup) and {listed(EVAL_ARGUMENTS)}',
     )
-    train = commands.add_parser(
+    command(
         'train',
-        help='train or fine-tune the policy on a LeRobotDataset v3.0',
-        description=f'Train the VLA. Arguments name:=value: {train_help}',
+        _train,
+        'train or fine-tune the policy on a LeRobotDataset v3.0',
+        f'Train the VLA. Arguments name:=value: {listed(TRAIN_PARAMETERS)}',
     )
-    train.add_argument('arguments', nargs='*', metavar='name:=value')
-    train.set_defaults(handler=_train)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

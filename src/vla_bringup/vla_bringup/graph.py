@@ -31,8 +31,9 @@ GRAPH_ARGUMENTS = (
     Param(
         'mode',
         'cameras',
-        'What to run: cameras; control (+ chunk controller); teleop (+ leader -> follower, '
-        'and in simulation a scripted expert as the leader); record (teleop + recorder).',
+        'What to run: cameras; control (+ chunk controller); policy (+ controller and the '
+        'VLA policy node); teleop (+ leader -> follower, and in simulation a scripted expert '
+        'as the leader); record (teleop + recorder).',
     ),
     Param('sim', True, 'true: the MuJoCo robot and its cameras; false: real hardware.'),
     Param(
@@ -41,9 +42,18 @@ GRAPH_ARGUMENTS = (
     Param(
         'simulator', 'mujoco', 'With sim:=true: mujoco (vla_sim), or gazebo (ROS install only).'
     ),
+    Param(
+        'camera_size',
+        '',
+        'Every camera at WIDTHxHEIGHT, e.g. 320x240 (empty: the sizes in the robot config; '
+        'mode policy in simulation: the size the checkpoint was trained on).',
+    ),
+    Param(
+        'checkpoint', '', 'policy: checkpoint directory (empty: an untrained model, for plumbing).'
+    ),
 )
 SIMULATORS = ('mujoco', 'gazebo')
-MODES = ('cameras', 'control', 'teleop', 'record')
+MODES = ('cameras', 'control', 'policy', 'teleop', 'record')
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ def build_graph(
     sim: bool = True,
     dataset: str = '',
     simulator: str = 'mujoco',
+    camera_size: str = '',
+    checkpoint: str = '',
     directory: Path | None = None,
 ) -> list[NodeSpec]:
     """The nodes to run, with their parameters checked before anything starts."""
@@ -94,13 +106,24 @@ def build_graph(
     for name, settings in cameras.items():
         if not isinstance(settings, dict):
             raise ConfigError(f'camera {name!r}: expected a mapping of camera parameters')
+    if mode == 'policy' and sim and checkpoint and not camera_size:
+        camera_size = _trained_camera_size(checkpoint)
+    if camera_size:
+        size = dict(zip(('width', 'height'), parse_camera_size(camera_size), strict=True))
+        cameras = {name: {**settings, **size} for name, settings in cameras.items()}
     teleop = mode in ('teleop', 'record')
     if sim:
         nodes = [_sim_node(robot, config, cameras, expert=teleop)]
     else:
         nodes = [_camera_node(name, settings) for name, settings in cameras.items()]
-    if mode == 'control':
+    if mode in ('control', 'policy'):
         nodes.append(NodeSpec('vla_control', 'controller_node', 'controller', {'robot': robot}))
+    if mode == 'policy':
+        policy = {
+            'robot': robot,
+            'checkpoint': str(Path(checkpoint).resolve()) if checkpoint else '',
+        }
+        nodes.append(NodeSpec('vla_policy', 'policy_node', 'policy', policy))
     if teleop:
         nodes.append(NodeSpec('vla_teleop', 'teleop_node', 'teleop', {'robot': robot}))
     if mode == 'record':
@@ -109,6 +132,28 @@ def build_graph(
             recorder.update({k: nodes[0].parameters[k] for k in ('width', 'height')})
         nodes.append(NodeSpec('vla_teleop', 'recorder_node', 'recorder', recorder))
     return nodes
+
+
+def parse_camera_size(text: str) -> tuple[int, int]:
+    """'320x240' -> (320, 240)."""
+    width, sep, height = text.lower().partition('x')
+    if not (sep and width.isdigit() and height.isdigit() and int(width) and int(height)):
+        raise ConfigError(f'camera_size must be WIDTHxHEIGHT, e.g. 320x240; got {text!r}')
+    return int(width), int(height)
+
+
+def _trained_camera_size(checkpoint: str) -> str:
+    """The one image size of a checkpoint's cameras, as WIDTHxHEIGHT (the sim renders one)."""
+    from vla_policy.config import read_config
+
+    shapes = {tuple(shape) for shape in read_config(checkpoint)[0].camera_shapes.values()}
+    if len(shapes) != 1:
+        raise ConfigError(
+            f'{checkpoint}: cameras trained at several sizes {sorted(shapes)}; the simulator '
+            'renders one: give camera_size:=WIDTHxHEIGHT'
+        )
+    height, width = shapes.pop()
+    return f'{width}x{height}'
 
 
 def _sim_node(

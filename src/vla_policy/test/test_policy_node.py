@@ -25,24 +25,7 @@ pytestmark = pytest.mark.ros
 
 ROBOT = load_robot_config('so101')
 JOINTS = list(ROBOT['joints'])
-SHAPE = (120, 160)
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """A checkpoint produced by `vla train` (a few steps of the tiny preset)."""
-    from test_train import write_dataset
-
-    from vla_policy.train import Trainer
-    from vla_policy.train_params import parse_arguments
-
-    root = tmp_path_factory.mktemp('policy')
-    dataset = write_dataset(root / 'dataset', episodes=2, length=20, shape=SHAPE)
-    arguments = [f'dataset:={dataset}', f'output:={root / "run"}', 'preset:=tiny', 'steps:=5']
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv('VLA_CACHE_DIR', str(root / 'cache'))
-        trainer = Trainer(parse_arguments([*arguments, 'batch_size:=4', 'threads:=1']))
-        return trainer.train()
+SHAPE = (120, 160)  # the camera images of the `checkpoint` fixture (conftest.py)
 
 
 class Feeder:
@@ -96,12 +79,16 @@ def latest_policy_status(diagnostics):
     return None
 
 
-def wait_for_error(ros, diagnostics, text):
-    def has_error():
+def wait_for_status(ros, diagnostics, text, level=b'\x02'):
+    def has_status():
         status = latest_policy_status(diagnostics)
-        return status is not None and status.level == b'\x02' and text in status.message
+        return status is not None and status.level == level and text in status.message
 
-    ros.wait_for(has_error, 30, f'an ERROR diagnostic containing {text!r}')
+    ros.wait_for(has_status, 30, f'a diagnostic (level {level}) containing {text!r}')
+
+
+def wait_for_error(ros, diagnostics, text):
+    wait_for_status(ros, diagnostics, text, b'\x02')
 
 
 def test_the_policy_publishes_valid_chunks_from_camera_and_state_topics(
@@ -133,7 +120,7 @@ def test_bad_inputs_publish_no_chunk_and_say_why(ros, launch_node, checkpoint):
     diagnostics = ros.subscribe(DiagnosticArray, 'diagnostics', STATE_QOS)
     feeder = Feeder(ros, shape=(96, 128))  # not the size the checkpoint was trained on
     node = policy(launch_node, checkpoint)
-    wait_for_error(ros, diagnostics, 'no instruction')
+    wait_for_status(ros, diagnostics, 'idle', b'\x00')  # no instruction: not an error
     feeder.say('pick up the red cube')
     wait_for_error(ros, diagnostics, 'trained on uint8 120x160x3')
     feeder.shape = SHAPE

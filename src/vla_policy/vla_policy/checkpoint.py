@@ -19,12 +19,14 @@ from safetensors.torch import load_file
 from safetensors.torch import save_file
 
 from vla_common.errors import ConfigError
+from vla_policy.config import CONFIG
+from vla_policy.config import FORMAT_VERSION
 from vla_policy.config import PolicyConfig
+from vla_policy.config import read_config
 from vla_policy.model import VlaModel
 from vla_policy.normalization import Normalizer
 
-FORMAT_VERSION = 1
-WEIGHTS, CONFIG, NORMALIZATION = 'model.safetensors', 'config.json', 'normalization.json'
+WEIGHTS, NORMALIZATION = 'model.safetensors', 'normalization.json'
 
 
 def _external_prefixes(config: PolicyConfig) -> tuple[str, ...]:
@@ -68,23 +70,6 @@ def save_checkpoint(
     else:
         os.replace(staging, directory)
     return directory
-
-
-def read_config(directory: str | Path) -> tuple[PolicyConfig, dict[str, Any]]:
-    """The checkpoint's PolicyConfig and its extra fields (e.g. training step)."""
-    path = Path(directory) / CONFIG
-    if not path.is_file():
-        raise ConfigError(f'{directory} is not a checkpoint: no {CONFIG}')
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ConfigError(f'{path}: malformed JSON ({exc})') from None
-    version = data.pop('format_version', None)
-    if version != FORMAT_VERSION:
-        raise ConfigError(f'{path}: format_version {version}, this code reads {FORMAT_VERSION}')
-    fields = set(PolicyConfig.__dataclass_fields__)
-    extra = {k: data.pop(k) for k in list(data) if k not in fields}
-    return PolicyConfig.from_dict(data), extra
 
 
 def load_checkpoint(

@@ -8,11 +8,17 @@ image sizes, rate and chunk length it was trained for.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from dataclasses import field
+from pathlib import Path
 from typing import Any
 
 from vla_common.errors import ConfigError
+
+FORMAT_VERSION = 1
+CONFIG = 'config.json'
+"""A checkpoint's config file (torch-free to read: the launch graph reads it too)."""
 
 VISION_ENCODERS = ('small_cnn', 'efficientnet_lite0')
 """Built-in vision encoders; `hf:<local path>` loads a Hugging Face vision tower instead."""
@@ -198,3 +204,20 @@ def preset_config(
     values.update(PRESETS[preset])
     values.update(overrides)
     return PolicyConfig(**values)
+
+
+def read_config(directory: str | Path) -> tuple[PolicyConfig, dict[str, Any]]:
+    """The checkpoint's PolicyConfig and its extra fields (e.g. training step)."""
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise ConfigError(f'{directory} is not a checkpoint: no {CONFIG}')
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f'{path}: malformed JSON ({exc})') from None
+    version = data.pop('format_version', None)
+    if version != FORMAT_VERSION:
+        raise ConfigError(f'{path}: format_version {version}, this code reads {FORMAT_VERSION}')
+    fields = set(PolicyConfig.__dataclass_fields__)
+    extra = {k: data.pop(k) for k in list(data) if k not in fields}
+    return PolicyConfig.from_dict(data), extra

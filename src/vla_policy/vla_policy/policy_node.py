@@ -172,6 +172,9 @@ class PolicyNode(VlaNode):
                 continue
             next_time = max(next_time + self.params['replan_period_s'], self._now())
             self._check_goal()
+            if not self.buffer.instruction.strip():
+                self._last_error = ''  # idle, waiting for an instruction: nothing is wrong
+                continue
             try:
                 self._infer_once()
             except ObservationError as exc:

@@ -29,9 +29,9 @@ from safetensors.torch import save_file
 
 from vla_common.errors import ConfigError
 from vla_policy.checkpoint import load_checkpoint
-from vla_policy.checkpoint import read_config
 from vla_policy.checkpoint import save_checkpoint
 from vla_policy.config import preset_config
+from vla_policy.config import read_config
 from vla_policy.data import ACTION
 from vla_policy.data import STATE
 from vla_policy.data import DatasetError

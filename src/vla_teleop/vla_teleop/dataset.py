@@ -75,16 +75,26 @@ def _write_json(path: Path, content: Any) -> None:
 class VideoEncoder:
     """Encodes one camera's frames to mp4 in a background thread (pts = frame number / fps)."""
 
-    def __init__(self, path: Path, spec: DatasetSpec, height: int, width: int):
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        height: int,
+        width: int,
+        codec: str = 'libx264',
+        gop: int = 2,
+        crf: int = 23,
+    ):
         import av
 
         self.path = path
+        self.height, self.width = height, width
         self._container = av.open(str(path), mode='w')
-        self._stream = self._container.add_stream(spec.codec, rate=spec.fps)
+        self._stream = self._container.add_stream(codec, rate=round(fps))
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = 'yuv420p'
-        self._stream.options = {'g': str(spec.gop), 'crf': str(spec.crf)}
-        if spec.codec == 'libx264':
+        self._stream.options = {'g': str(gop), 'crf': str(crf)}
+        if codec == 'libx264':
             self._stream.options['preset'] = 'veryfast'
         self._queue: queue.Queue = queue.Queue(maxsize=120)
         self._error: Exception | None = None
@@ -202,7 +212,10 @@ class EpisodeBuffer:
         try:
             for camera, size in writer.spec.cameras.items():
                 path = self.staging / f'{camera}.mp4'
-                self.encoders[camera] = VideoEncoder(path, writer.spec, *size)
+                spec = writer.spec
+                self.encoders[camera] = VideoEncoder(
+                    path, spec.fps, *size, codec=spec.codec, gop=spec.gop, crf=spec.crf
+                )
         except Exception as exc:  # e.g. the codec is missing: stop the ones already running
             for encoder in self.encoders.values():
                 try:
