@@ -53,9 +53,14 @@ class LeRobotDataset:
             raise DatasetError(f'{info_path}: codebase_version {version!r}, expected "v3.0"')
         self.fps = float(self.info['fps'])
         self.features = self.info.get('features', {})
-        self.cameras = [
-            k[len(IMAGE_PREFIX) :] for k in self.features if k.startswith(IMAGE_PREFIX)
-        ]
+        images = {k: v for k, v in self.features.items() if k.startswith(IMAGE_PREFIX)}
+        stored = [k for k, v in images.items() if v.get('dtype') != 'video']
+        if stored:  # LeRobot's use_videos=False: PNG images inside the parquet
+            raise DatasetError(
+                f'{info_path}: {", ".join(stored)} stored as images, not video; only video '
+                'features are read (re-encode the dataset with videos)'
+            )
+        self.cameras = [k[len(IMAGE_PREFIX) :] for k in images]
         for key in (STATE, ACTION):
             if key not in self.features:
                 raise DatasetError(f'{info_path}: the dataset has no {key!r} feature')
@@ -181,6 +186,9 @@ class LeRobotDataset:
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
+                if start > 0:  # LeRobot puts many episodes in one file: skip to this one
+                    position = int(start / stream.time_base)
+                    container.seek(position, stream=stream, backward=True, any_frame=False)
                 for frame in container.decode(stream):
                     i = round((float(frame.time) - start) * self.fps)
                     if i < 0:
