@@ -23,6 +23,8 @@ setup(
     entry_points={
         'console_scripts': [
             'controller_node = vla_control.controller_node:main',
+            'driver_node = vla_control.driver_node:main',
+            'vla_calibrate = vla_control.servo.cli:main',
         ],
     },
 )
