@@ -123,9 +123,9 @@ export LD_LIBRARY_PATH="$venv/lib:${ros_libs}\${LD_LIBRARY_PATH:-}"
 export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # DDS transports. Default: this host only (config/dds/fastdds_localhost.xml: shared memory
-# sized for camera frames, discovery on loopback). To talk to other hosts, unset
-# FASTDDS_DEFAULT_PROFILES_FILE: LARGE_DATA (TCP + shared memory) is then used. Without one of
-# the two, best-effort 640x480 frames are mostly lost.
+# sized for camera frames, discovery on loopback). To talk to other hosts, set
+# FASTDDS_DEFAULT_PROFILES_FILE=$root/config/dds/fastdds_two_hosts.xml on each
+# (docs/deployment.md). Without a profile, best-effort 640x480 frames are mostly lost.
 export FASTDDS_DEFAULT_PROFILES_FILE="$root/config/dds/fastdds_localhost.xml"
 export FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA
 export MUJOCO_GL="\${MUJOCO_GL:-egl}"

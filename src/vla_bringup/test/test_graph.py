@@ -32,12 +32,13 @@ def test_so101_sim_graph_is_the_simulator_with_the_robots_cameras():
 def test_real_so101_graph_has_one_camera_node_per_camera_and_control_adds_the_controller():
     specs = build_graph(robot='so101', mode='control', sim=False)
     assert [(s.package, s.executable, s.name) for s in specs] == [
+        ('vla_control', 'driver_node', 'follower'),
         ('vla_perception', 'camera_node', 'camera_front'),
         ('vla_perception', 'camera_node', 'camera_wrist'),
         ('vla_control', 'controller_node', 'controller'),
     ]
-    assert specs[0].parameters['name'] == 'front'
-    assert specs[2].parameters == {'robot': 'so101'}
+    assert specs[1].parameters['name'] == 'front'
+    assert specs[3].parameters == {'robot': 'so101'}
 
 
 def test_real_hardware_graph_keeps_the_configured_devices():
@@ -54,8 +55,9 @@ def test_every_shipped_robot_config_builds():
     robots = sorted(p.stem for p in (config_dir() / 'robots').glob('*.yaml'))
     assert robots == ['aloha', 'so100', 'so101']
     for robot in robots:
-        for mode in ('cameras', 'control', 'teleop'):
+        for mode in ('cameras', 'control', 'policy', 'teleop', 'record'):
             assert build_graph(robot=robot, mode=mode, sim=False)
+        for mode in ('cameras', 'control', 'teleop'):
             if robot != 'aloha' or mode != 'teleop':
                 assert build_graph(robot=robot, mode=mode, sim=True)
     (sim,) = build_graph(robot='aloha', sim=True)
@@ -196,3 +198,271 @@ def test_record_graph_sizes_the_recorder_like_the_cameras():
     assert (recorder.parameters['width'], recorder.parameters['height']) == (640, 480)
     *_, real = build_graph(robot='aloha', mode='record', sim=False)
     assert 'width' not in real.parameters, 'real cameras: each size from the robot config'
+
+
+# --- real hardware: servo drivers from the robot config's `arms:` section --------------------
+
+EXAMPLES = config_dir() / 'calibration'
+
+
+def real_rig(tmp_path, robot='so101', arms=None, calibrations=()):
+    """A config directory with the shipped `robot` config, its `arms:` replaced (None: removed).
+
+    `calibrations`: (file name under calibration/, example it copies, changes to its content).
+    """
+    import yaml
+
+    config = yaml.safe_load((config_dir() / 'robots' / f'{robot}.yaml').read_text())
+    config.pop('arms')
+    if arms is not None:
+        config['arms'] = arms
+    (tmp_path / 'robots').mkdir(exist_ok=True)
+    (tmp_path / 'robots' / f'{robot}.yaml').write_text(yaml.safe_dump(config, sort_keys=False))
+    for name, example, changes in calibrations:
+        data = yaml.safe_load((EXAMPLES / example).read_text())
+        (tmp_path / 'calibration').mkdir(exist_ok=True)
+        (tmp_path / 'calibration' / name).write_text(
+            yaml.safe_dump({**data, **changes}, sort_keys=False)
+        )
+    return tmp_path
+
+
+def aloha_right(example_data):
+    """The left arm's example calibration as the right arm's."""
+    return {n.replace('left_', 'right_'): v for n, v in example_data['joints'].items()}
+
+
+def test_real_hardware_modes_run_the_follower_and_teleop_the_leader_driver():
+    expected = {
+        'cameras': ['camera_front', 'camera_wrist'],
+        'control': ['follower', 'camera_front', 'camera_wrist', 'controller'],
+        'policy': ['follower', 'camera_front', 'camera_wrist', 'controller', 'policy'],
+        'teleop': ['follower', 'leader', 'camera_front', 'camera_wrist', 'teleop'],
+        'record': ['follower', 'leader', 'camera_front', 'camera_wrist', 'teleop', 'recorder'],
+    }
+    for mode, names in expected.items():
+        assert [s.name for s in build_graph(robot='so101', mode=mode, sim=False)] == names, mode
+    follower, leader, *_ = build_graph(robot='so101', mode='record', sim=False)
+    calibration = config_dir() / 'calibration'
+    assert (follower.package, follower.executable, follower.required) == (
+        'vla_control',
+        'driver_node',
+        True,
+    )
+    assert follower.parameters == {
+        'robot': 'so101',
+        'mode': 'follower',
+        'ports': ['/dev/so101_follower'],
+        'calibrations': [str(calibration / 'so101_follower.yaml')],
+    }
+    assert leader.parameters == {
+        'robot': 'so101',
+        'mode': 'leader',
+        'ports': ['/dev/so101_leader'],
+        'calibrations': [str(calibration / 'so101_leader.yaml')],
+    }
+    # Every parameter is one the driver node declares, with its type.
+    from vla_common.params import resolve
+    from vla_control.servo.robot import PARAMETERS
+
+    assert resolve(PARAMETERS, follower.parameters)['rate_hz'] == 100.0
+
+
+def test_aloha_drivers_have_one_port_and_calibration_per_arm_left_first():
+    follower, leader, *_ = build_graph(robot='aloha', mode='teleop', sim=False)
+    calibration = config_dir() / 'calibration'
+    assert follower.parameters['ports'] == ['/dev/ttyDXL_puppet_left', '/dev/ttyDXL_puppet_right']
+    assert follower.parameters['calibrations'] == [
+        str(calibration / 'aloha_left_follower.yaml'),
+        str(calibration / 'aloha_right_follower.yaml'),
+    ]
+    assert leader.parameters['ports'] == ['/dev/ttyDXL_master_left', '/dev/ttyDXL_master_right']
+    assert leader.parameters['calibrations'] == [
+        str(calibration / 'aloha_left_leader.yaml'),
+        str(calibration / 'aloha_right_leader.yaml'),
+    ]
+
+
+def test_a_mode_that_needs_an_arm_without_its_section_says_which_file_and_what_to_add(tmp_path):
+    directory = real_rig(tmp_path)
+    assert [s.name for s in build_graph(robot='so101', sim=False, directory=directory)] == [
+        'camera_front',
+        'camera_wrist',
+    ], 'cameras alone need no arms'
+    path = directory / 'robots' / 'so101.yaml'
+    with pytest.raises(ConfigError) as error:
+        build_graph(robot='so101', mode='control', sim=False, directory=directory)
+    message = str(error.value)
+    assert message.startswith(f'{path} has no arms.follower section: mode:=control sim:=false')
+    assert message.endswith(
+        'arms:\n  follower:\n    ports: [/dev/so101_follower]\n'
+        '    calibrations: [calibration/so101_follower.yaml]'
+    )
+    assert f'relative paths are under {directory}' in message
+    follower_only = {'follower': {'ports': ['/dev/a'], 'calibrations': ['a.yaml']}}
+    directory = real_rig(tmp_path, arms=follower_only)
+    assert build_graph(robot='so101', mode='policy', sim=False, directory=directory)
+    with pytest.raises(ConfigError, match=r'has no arms\.leader section: mode:=record'):
+        build_graph(robot='so101', mode='record', sim=False, directory=directory)
+
+
+@pytest.mark.parametrize(
+    ('arms', 'message'),
+    [
+        ([1, 2], '"arms" must be a mapping with follower and/or leader'),
+        ({'follower': {}, 'puppet': {}}, r"unknown arms \['puppet'\]"),
+        ({'follower': '/dev/a'}, 'arms.follower: expected a mapping with ports and calibrations'),
+        ({'follower': {'ports': ['/dev/a']}}, 'arms.follower: missing calibrations\narms:'),
+        (
+            {'follower': {'ports': ['/dev/a'], 'calibrations': ['a.yaml'], 'baud': 1}},
+            r"arms.follower: unknown keys \['baud'\]; known: ports, calibrations, rate_hz",
+        ),
+        (
+            {'follower': {'ports': '/dev/a', 'calibrations': ['a.yaml']}},
+            r"arms.follower: parameter 'ports' must be list",
+        ),
+        (
+            {'follower': {'ports': ['/dev/a'], 'calibrations': ['a.yaml'], 'rate_hz': 'fast'}},
+            r"arms.follower: parameter 'rate_hz' must be float",
+        ),
+        (
+            {'follower': {'ports': [], 'calibrations': []}},
+            'ports must be a non-empty list of non-empty strings',
+        ),
+        (
+            {'follower': {'ports': ['/dev/a'], 'calibrations': ['']}},
+            'calibrations must be a non-empty list of non-empty strings',
+        ),
+        (
+            {'follower': {'ports': ['/dev/a', '/dev/b'], 'calibrations': ['a.yaml']}},
+            'one calibration file per port, got 2 ports and 1 calibrations',
+        ),
+        (
+            {
+                'follower': {'ports': ['/dev/a'], 'calibrations': ['a.yaml']},
+                'leader': {'ports': ['/dev/a'], 'calibrations': ['b.yaml']},
+            },
+            r"arms: \['/dev/a'\] named more than once",
+        ),
+    ],
+)
+def test_bad_arms_sections_are_caught_before_anything_starts(tmp_path, arms, message):
+    directory = real_rig(tmp_path, arms=arms)
+    with pytest.raises(ConfigError, match=message) as error:
+        build_graph(robot='so101', mode='teleop', sim=False, directory=directory)
+    assert str(directory / 'robots' / 'so101.yaml') in str(error.value)
+
+
+def test_arms_options_and_calibration_paths(tmp_path):
+    arms = {
+        'follower': {
+            'ports': ['/dev/a'],
+            'calibrations': ['/abs/follower.yaml'],
+            'rate_hz': 50,
+            'torque_off_on_exit': False,
+        },
+        'leader': {'ports': ['/dev/b'], 'calibrations': ['~/leader.yaml']},
+    }
+    directory = real_rig(tmp_path, arms=arms)
+    follower, leader, *_ = build_graph(
+        robot='so101', mode='teleop', sim=False, directory=directory
+    )
+    assert follower.parameters == {
+        'robot': 'so101',
+        'mode': 'follower',
+        'ports': ['/dev/a'],
+        'calibrations': ['/abs/follower.yaml'],
+        'rate_hz': 50.0,
+        'torque_off_on_exit': False,
+    }
+    assert leader.parameters['calibrations'] == [str(Path('~/leader.yaml').expanduser())]
+
+
+def test_existing_calibration_files_are_checked_against_the_robot_and_the_arm(tmp_path):
+    example = 'so101_follower.example.yaml'
+    arms = {
+        'follower': {'ports': ['/dev/f'], 'calibrations': ['calibration/f.yaml']},
+        'leader': {'ports': ['/dev/l'], 'calibrations': ['calibration/l.yaml']},
+    }
+    good = [('f.yaml', example, {}), ('l.yaml', example, {'arm': 'leader'})]
+    directory = real_rig(tmp_path, arms=arms, calibrations=good)
+    follower, leader, *_ = build_graph(
+        robot='so101', mode='teleop', sim=False, directory=directory
+    )
+    assert follower.parameters['calibrations'] == [str(directory / 'calibration' / 'f.yaml')]
+    assert leader.parameters['calibrations'] == [str(directory / 'calibration' / 'l.yaml')]
+
+    swapped = [('f.yaml', example, {}), ('l.yaml', example, {})]
+    directory = real_rig(tmp_path, arms=arms, calibrations=swapped)
+    with pytest.raises(
+        ConfigError, match=r'arms.leader: .*l\.yaml is the calibration of a follower'
+    ):
+        build_graph(robot='so101', mode='teleop', sim=False, directory=directory)
+    other_robot = [('f.yaml', example, {'robot': 'so100'})]
+    directory = real_rig(tmp_path, arms=arms, calibrations=other_robot)
+    with pytest.raises(ConfigError, match=r"arms.follower: .*f\.yaml: robot is 'so100'"):
+        build_graph(robot='so101', mode='control', sim=False, directory=directory)
+
+
+def test_aloha_calibrations_must_cover_both_arms_once(tmp_path):
+    import yaml
+
+    left = yaml.safe_load((EXAMPLES / 'aloha_left_follower.example.yaml').read_text())
+    example = 'aloha_left_follower.example.yaml'
+    files = [('left.yaml', example, {}), ('right.yaml', example, {'joints': aloha_right(left)})]
+    one_arm = {'follower': {'ports': ['/dev/l'], 'calibrations': ['calibration/left.yaml']}}
+    directory = real_rig(tmp_path, 'aloha', arms=one_arm, calibrations=files)
+    with pytest.raises(ConfigError, match=r"no calibration covers \['right_waist'"):
+        build_graph(robot='aloha', mode='control', sim=False, directory=directory)
+    twice = {
+        'follower': {
+            'ports': ['/dev/l', '/dev/r'],
+            'calibrations': ['calibration/left.yaml', 'calibration/left.yaml'],
+        }
+    }
+    directory = real_rig(tmp_path, 'aloha', arms=twice, calibrations=files)
+    with pytest.raises(ConfigError, match=r"joints \['left_elbow'.* more than one calibration"):
+        build_graph(robot='aloha', mode='control', sim=False, directory=directory)
+    both = {
+        'follower': {
+            'ports': ['/dev/l', '/dev/r'],
+            'calibrations': ['calibration/left.yaml', 'calibration/right.yaml'],
+        }
+    }
+    directory = real_rig(tmp_path, 'aloha', arms=both, calibrations=files)
+    (follower, *_) = build_graph(robot='aloha', mode='control', sim=False, directory=directory)
+    assert follower.parameters['ports'] == ['/dev/l', '/dev/r']
+
+
+def test_real_policy_cameras_must_have_the_checkpoints_image_sizes(tmp_path):
+    import json
+
+    from vla_policy.config import FORMAT_VERSION
+    from vla_policy.config import preset_config
+
+    checkpoint = tmp_path / 'checkpoint'
+    checkpoint.mkdir()
+    shapes = {'front': [240, 320], 'wrist': [240, 320]}
+    config = preset_config('tiny', load_robot_config('so101'), camera_shapes=shapes)
+    (checkpoint / 'config.json').write_text(
+        json.dumps({'format_version': FORMAT_VERSION, **config.to_dict()})
+    )
+    arguments = {'robot': 'so101', 'mode': 'policy', 'sim': False, 'checkpoint': str(checkpoint)}
+    with pytest.raises(ConfigError) as error:
+        build_graph(**arguments)
+    assert str(error.value) == (
+        f"camera 'front' delivers 640x480 but {checkpoint} was trained on 320x240: give "
+        f'camera_size:=320x240 (every camera) or set width/height of the camera in '
+        f'{config_dir() / "robots" / "so101.yaml"}'
+    )
+    specs = build_graph(**arguments, camera_size='320x240')
+    assert [s.parameters['width'] for s in specs if s.executable == 'camera_node'] == [320, 320]
+    assert specs[-1].parameters['checkpoint'] == str(checkpoint)
+    shapes['top'] = [240, 320]
+    config = preset_config('tiny', load_robot_config('so101'), camera_shapes=shapes)
+    config.cameras.append('top')
+    (checkpoint / 'config.json').write_text(
+        json.dumps({'format_version': FORMAT_VERSION, **config.to_dict()})
+    )
+    with pytest.raises(ConfigError, match=r"trained with camera 'top'; .* has front, wrist"):
+        build_graph(**arguments, camera_size='320x240')

@@ -49,27 +49,57 @@ def test_console_scripts_resolve_to_callables(name):
 
 
 # Python modules -> the rosdep key a package.xml names for them.
-ROSDEP_KEYS = {'numpy': 'python3-numpy', 'yaml': 'python3-yaml', 'cv2': 'python3-opencv'}
+ROSDEP_KEYS = {
+    'numpy': 'python3-numpy',
+    'yaml': 'python3-yaml',
+    'cv2': 'python3-opencv',
+    'serial': 'python3-serial',
+    'dynamixel_sdk': 'dynamixel_sdk',
+}
+# Python modules with no rosdep key: a comment in package.xml must name their pip package.
+PIP_ONLY = {'scservo_sdk': 'feetech-servo-sdk'}
 ROS_MODULE = re.compile(r'^(rclpy|ament_index_python|vla_\w+|\w+_msgs|\w+_srvs|\w+_interfaces)$')
+IMPORT = re.compile(r'^\s*(?:from|import) (\w+)', re.M)
+# Modules imported by name at run time: the servo SDKs (only the one a robot needs is loaded).
+DYNAMIC_IMPORT = re.compile(r"""(?:sdk_module\s*=\s*|import_module\()['"](\w+)""")
+
+
+def package_modules(name):
+    """(module name, path) of every module of a Python package, subpackages included."""
+    root = SRC / name / name
+    for path in sorted(root.rglob('*.py')):
+        parts = path.relative_to(root).with_suffix('').parts
+        yield '.'.join((name, *parts)).removesuffix('.__init__'), path
 
 
 @pytest.mark.parametrize('name', PYTHON_PACKAGES)
 def test_exec_depends_cover_what_a_package_imports(name):
-    depends = {d.name for d in parse_package(str(SRC / name / 'package.xml')).exec_depends}
-    for path in (SRC / name / name).glob('*.py'):
-        modules = set(re.findall(r'^\s*(?:from|import) (\w+)', path.read_text(), re.M))
+    manifest = SRC / name / 'package.xml'
+    depends = {d.name for d in parse_package(str(manifest)).exec_depends}
+    comments = ' '.join(re.findall(r'<!--(.*?)-->', manifest.read_text(), re.S))
+    for module, path in package_modules(name):
+        text = path.read_text()
+        modules = set(IMPORT.findall(text)) | set(DYNAMIC_IMPORT.findall(text))
         needed = {ROSDEP_KEYS[m] for m in modules if m in ROSDEP_KEYS}
         needed |= {m for m in modules if ROS_MODULE.match(m) and m != name}
         missing = needed - depends
-        assert not missing, f'{path.name} imports {missing}: add <exec_depend> to package.xml'
+        assert not missing, f'{module} imports {missing}: add <exec_depend> to package.xml'
+        for pip_only in sorted(modules & set(PIP_ONLY)):
+            assert PIP_ONLY[pip_only] in comments, (
+                f'{module} imports {pip_only}, which has no rosdep key: say in a package.xml '
+                f'comment that it comes from pip ({PIP_ONLY[pip_only]})'
+            )
 
 
 def core_modules():
     for name in PYTHON_PACKAGES:
-        for path in sorted((SRC / name / name).glob('*.py')):
-            module = f'{name}.{path.stem}'.removesuffix('.__init__')
+        for module, path in package_modules(name):
             if not path.stem.endswith('_node') and module not in ROS_MODULES:
                 yield module
+
+
+def test_subpackages_are_checked_too():
+    assert {'vla_control.servo', 'vla_control.servo.bus'} <= set(core_modules())
 
 
 @pytest.mark.parametrize('module', list(core_modules()))

@@ -16,7 +16,10 @@ from typing import Any
 from vla_common.errors import ConfigError
 from vla_common.params import Param
 from vla_common.params import resolve
+from vla_common.robot_config import config_dir
 from vla_common.robot_config import load_robot_config
+from vla_control.servo.calibration import ArmCalibration
+from vla_control.servo.robot import PARAMETERS as DRIVER_PARAMETERS
 from vla_perception.camera import PARAMETERS as CAMERA_PARAMETERS
 from vla_perception.camera import CameraConfig
 from vla_sim.config import EXPERT_TASKS
@@ -35,7 +38,12 @@ GRAPH_ARGUMENTS = (
         'VLA policy node); teleop (+ leader -> follower, and in simulation a scripted expert '
         'as the leader); record (teleop + recorder).',
     ),
-    Param('sim', True, 'true: the MuJoCo robot and its cameras; false: real hardware.'),
+    Param(
+        'sim',
+        True,
+        'true: the MuJoCo robot and its cameras; false: real hardware (servo drivers of the '
+        "robot config's arms: section, camera nodes of its cameras: section).",
+    ),
     Param(
         'dataset', '', 'record: dataset directory (created or appended to); empty: data/<robot>.'
     ),
@@ -54,6 +62,9 @@ GRAPH_ARGUMENTS = (
 )
 SIMULATORS = ('mujoco', 'gazebo')
 MODES = ('cameras', 'control', 'policy', 'teleop', 'record')
+ARM_ROLES = ('follower', 'leader')  # keys of a robot config's `arms:` section
+# driver_node parameters an `arms:` role may set besides ports and calibrations.
+ARM_OPTIONS = tuple(p.name for p in DRIVER_PARAMETERS if p.name not in ('robot', 'mode'))
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,14 @@ def build_graph(
     if sim:
         nodes = [_sim_node(robot, config, cameras, expert=teleop)]
     else:
-        nodes = [_camera_node(name, settings) for name, settings in cameras.items()]
+        # Servo drivers: the follower arm unless only cameras run, the leader arm for teleop.
+        roles = [] if mode == 'cameras' else ['follower', 'leader'] if teleop else ['follower']
+        root = directory or config_dir()
+        nodes = [_driver_node(robot, mode, config, role, root) for role in roles]
+        _check_distinct_ports(nodes, config['_path'])
+        nodes += [_camera_node(name, settings) for name, settings in cameras.items()]
+        if mode == 'policy' and checkpoint:
+            _check_trained_camera_sizes(checkpoint, cameras, config['_path'])
     if mode in ('control', 'policy'):
         nodes.append(NodeSpec('vla_control', 'controller_node', 'controller', {'robot': robot}))
     if mode == 'policy':
@@ -180,6 +198,121 @@ def _sim_node(
     }
     SimConfig.from_params(resolve(SIM_PARAMETERS, parameters))
     return NodeSpec('vla_sim', 'sim_node', 'sim', parameters)
+
+
+def _driver_node(
+    robot: str, mode: str, config: dict[str, Any], role: str, directory: Path
+) -> NodeSpec:
+    """The servo driver of the follower or leader arm(s), from the robot config's `arms:`.
+
+    Relative calibration paths are under the config directory. Calibration files that exist
+    are checked now (robot, arm, joints); a missing one is reported by the driver at start.
+    """
+    where = config['_path']
+    arms = config.get('arms')
+    example = (
+        f'arms:\n  {role}:\n    ports: [/dev/{robot}_{role}]\n'
+        f'    calibrations: [calibration/{robot}_{role}.yaml]'
+    )
+    if arms is None or (isinstance(arms, dict) and arms.get(role) is None):
+        raise ConfigError(
+            f'{where} has no arms.{role} section: mode:={mode} sim:=false runs a servo driver '
+            f'for the {role} arm. Add its serial port(s) and calibration file(s), one per servo '
+            f'bus (relative paths are under {directory}; docs/hardware.md), e.g.\n{example}'
+        )
+    if not isinstance(arms, dict):
+        raise ConfigError(f'{where}: "arms" must be a mapping with {" and/or ".join(ARM_ROLES)}')
+    unknown = sorted(set(arms) - set(ARM_ROLES))
+    if unknown:
+        raise ConfigError(f'{where}: unknown arms {unknown}; known: {", ".join(ARM_ROLES)}')
+    section = arms[role]
+    context = f'{where}: arms.{role}'
+    if not isinstance(section, dict):
+        raise ConfigError(f'{context}: expected a mapping with ports and calibrations')
+    extra = sorted(set(section) - set(ARM_OPTIONS))
+    if extra:
+        raise ConfigError(f'{context}: unknown keys {extra}; known: {", ".join(ARM_OPTIONS)}')
+    missing = [key for key in ('ports', 'calibrations') if key not in section]
+    if missing:
+        raise ConfigError(f'{context}: missing {" and ".join(missing)}\n{example}')
+    try:
+        values = resolve(DRIVER_PARAMETERS, {**section, 'robot': robot, 'mode': role})
+    except ConfigError as exc:
+        raise ConfigError(f'{context}: {exc}') from None
+    ports, files = values['ports'], values['calibrations']
+    for key, items in (('ports', ports), ('calibrations', files)):
+        if not items or not all(isinstance(item, str) and item.strip() for item in items):
+            raise ConfigError(f'{context}: {key} must be a non-empty list of non-empty strings')
+    if len(ports) != len(files):
+        raise ConfigError(
+            f'{context}: one calibration file per port, got {len(ports)} ports and '
+            f'{len(files)} calibrations'
+        )
+    paths = [Path(name).expanduser() for name in files]
+    files = [str(p if p.is_absolute() else directory / p) for p in paths]
+    if all(Path(path).is_file() for path in files):
+        _check_calibrations(config, role, files, context)
+    parameters = {'robot': robot, 'mode': role, 'ports': ports, 'calibrations': files}
+    parameters.update({key: values[key] for key in section if key not in parameters})
+    return NodeSpec('vla_control', 'driver_node', role, parameters)
+
+
+def _check_calibrations(config: dict[str, Any], role: str, files: list[str], where: str):
+    """The calibrations of one role: for this robot and arm, every needed joint once."""
+    names: list[str] = []
+    for path in files:
+        try:
+            calibration = ArmCalibration.load(path, config)
+        except ConfigError as exc:
+            raise ConfigError(f'{where}: {exc}') from None
+        if calibration.arm != role:
+            raise ConfigError(f'{where}: {path} is the calibration of a {calibration.arm} arm')
+        names += calibration.names
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f'{where}: joints {twice} are in more than one calibration file')
+    if role == 'follower':
+        needed = list(config.get('joints') or {})
+    else:  # the joints the teleop node reads from the leader
+        from vla_teleop.mapping import TeleopMapping
+
+        needed = [m.leader for m in TeleopMapping.from_robot_config(config).maps.values()]
+    absent = [name for name in needed if name not in names]
+    if absent:
+        what = 'every joint of the robot' if role == 'follower' else 'the joints teleop reads'
+        raise ConfigError(
+            f'{where}: no calibration covers {absent} (the {role} driver must publish {what}): '
+            'add the port and calibration file of the arm that has them'
+        )
+
+
+def _check_distinct_ports(drivers: list[NodeSpec], where: str) -> None:
+    ports = [port for spec in drivers for port in spec.parameters['ports']]
+    twice = sorted({port for port in ports if ports.count(port) > 1})
+    if twice:
+        raise ConfigError(f'{where}: arms: {twice} named more than once (one bus, one driver)')
+
+
+def _check_trained_camera_sizes(checkpoint: str, cameras: dict[str, dict], where: str) -> None:
+    """Real cameras must deliver the image sizes the checkpoint was trained on."""
+    from vla_policy.config import read_config
+
+    policy = read_config(checkpoint)[0]
+    default = {p.name: p.default for p in CAMERA_PARAMETERS}
+    for name in policy.cameras:
+        if name not in cameras:
+            raise ConfigError(
+                f'{checkpoint} was trained with camera {name!r}; {where} has '
+                f'{", ".join(cameras) or "no cameras"}'
+            )
+        height, width = policy.camera_shapes[name]
+        settings = {**default, **cameras[name]}
+        if (settings['width'], settings['height']) != (width, height):
+            raise ConfigError(
+                f'camera {name!r} delivers {settings["width"]}x{settings["height"]} but '
+                f'{checkpoint} was trained on {width}x{height}: give camera_size:={width}x'
+                f'{height} (every camera) or set width/height of the camera in {where}'
+            )
 
 
 def _camera_node(name: str, settings: dict[str, Any]) -> NodeSpec:
