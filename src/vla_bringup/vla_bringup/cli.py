@@ -67,6 +67,12 @@ RECORD_ARGUMENTS = (
     Param('seed', 0, 'sim: seed of the first scene (then seed + 1, ...).'),
     Param('task', '', "The instruction; empty in sim: the scene's own instruction."),
     Param('keep', 'all', 'all: keep every episode; success: only those the sim judged a success.'),
+    Param(
+        'wait_for_key',
+        '',
+        'true: before each episode wait for Enter (reset the scene first); empty: true when '
+        'sim:=false. Keys while recording: Enter/space stop and keep, d discard, q quit.',
+    ),
 )
 
 
@@ -97,10 +103,16 @@ def _run_session(graph_args: dict, make_session) -> tuple[int, object]:
 
 
 def _record(args: argparse.Namespace) -> int:
+    from vla_bringup.keyboard import TerminalKeys
+    from vla_bringup.keyboard import parse_wait_for_key
     from vla_bringup.record_node import RecordingSession
     from vla_bringup.record_node import SessionPlan
 
     graph_args, session = _split_arguments(args.arguments, RECORD_ARGUMENTS, 'record')
+    try:
+        wait_for_key = parse_wait_for_key(session['wait_for_key'], graph_args['sim'])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if session['keep'] not in ('all', 'success') or session['episodes'] < 1:
         raise ConfigError('keep must be all or success, and episodes >= 1')
     if not session['episode_s'] > 0:
@@ -114,8 +126,11 @@ def _record(args: argparse.Namespace) -> int:
         task=session['task'],
         keep=session['keep'],
         sim=graph_args['sim'],
+        wait_for_key=wait_for_key,
     )
-    return _run_session(graph_args, lambda say: RecordingSession(plan, say))[0]
+    # The terminal is in cbreak mode only while the session runs, and restored however it ends.
+    with TerminalKeys() as keys:
+        return _run_session(graph_args, lambda say: RecordingSession(plan, say, keys))[0]
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -11,6 +11,9 @@ rewritten:
 Crash safety: an episode is written into `.staging/`, moved into place, and only then counted
 in info.json (written atomically). Opening a dataset removes staged leftovers and any file of
 an episode info.json does not count, so `kill -9` loses at most the episode being recorded.
+A full disk: everything a save writes (the episode's files and the new tasks, stats and
+info.json) is written into `.staging/` first; only then is it renamed into place, info.json
+last. A save that fails leaves the dataset, on disk and in this writer, as it was before.
 Video is encoded while recording, by one thread per camera, so stopping an episode only waits
 for the last few frames.
 """
@@ -67,9 +70,14 @@ def _location(episode: int) -> dict[str, int]:
 
 
 def _write_json(path: Path, content: Any) -> None:
+    """Write `path` atomically, through `path`.tmp (removed if writing fails)."""
     tmp = path.with_suffix(path.suffix + '.tmp')
-    tmp.write_text(json.dumps(content, indent=2))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(content, indent=2))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class VideoEncoder:
@@ -447,9 +455,9 @@ class LeRobotDatasetWriter:
         for camera, count in frame_counts.items():
             if count != length:
                 raise DatasetError(f'camera {camera} encoded {count} frames for {length} rows')
-        if episode.task not in self.tasks:
-            self.tasks.append(episode.task)
-        task_index = self.tasks.index(episode.task)
+        # The writer's own state (tasks, info) changes only once the episode is committed.
+        tasks = self.tasks if episode.task in self.tasks else [*self.tasks, episode.task]
+        task_index = tasks.index(episode.task)
         index = episode.episode
         start = self.info['total_frames']
         columns = {
@@ -495,17 +503,32 @@ class LeRobotDatasetWriter:
         staged_meta = episode.staging / 'episode.parquet'
         pq.write_table(pa.Table.from_pylist([row]), staged_meta)
         moves.append((staged_meta, self.root / EPISODES_PATH.format(**location)))
-        for source, target in moves:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-        # 2. dataset metadata: the episode counts from here on
-        self._write_tasks()
-        self.info['total_episodes'] = index + 1
-        self.info['total_frames'] = start + length
-        self.info['total_tasks'] = len(self.tasks)
-        self.info['splits'] = {'train': f'0:{index + 1}'}
-        self._write_stats()
-        _write_json(self.root / 'meta' / 'info.json', self.info)
+        # 2. the dataset's metadata with the episode counted, staged too
+        info = {
+            **self.info,
+            'total_episodes': index + 1,
+            'total_frames': start + length,
+            'total_tasks': len(tasks),
+            'splits': {'train': f'0:{index + 1}'},
+        }
+        meta = self.root / 'meta'
+        self._write_tasks(tasks, staged=episode.staging / 'tasks.parquet')
+        self._write_stats([row], staged=episode.staging / 'stats.json')
+        (episode.staging / 'info.json').write_text(json.dumps(info, indent=2))
+        # 3. into place (renames: no space needed); info.json last, which counts the episode
+        moved: list[Path] = []
+        try:
+            for source, target in moves:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+                moved.append(target)
+            for name in ('tasks.parquet', 'stats.json', 'info.json'):
+                os.replace(episode.staging / name, meta / name)
+        except OSError:
+            for target in moved:  # not counted: as if never written
+                target.unlink(missing_ok=True)
+            raise
+        self.tasks, self.info = tasks, info
         return length
 
     def _data_table(self, columns: dict[str, np.ndarray]) -> pa.Table:
@@ -520,23 +543,35 @@ class LeRobotDatasetWriter:
             fields.append(pa.field(name, array.type))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
-    def _write_tasks(self) -> None:
+    def _write_tasks(self, tasks: list[str] | None = None, staged: Path | None = None) -> None:
+        """meta/tasks.parquet of `tasks` (default: the writer's), or only `staged` if given."""
         import pandas as pd
 
+        tasks = self.tasks if tasks is None else tasks
         path = self.root / 'meta' / 'tasks.parquet'
         path.parent.mkdir(parents=True, exist_ok=True)
         frame = pd.DataFrame(
-            {'task_index': np.arange(len(self.tasks), dtype=np.int64)}, index=pd.Index(self.tasks)
+            {'task_index': np.arange(len(tasks), dtype=np.int64)}, index=pd.Index(tasks)
         )
-        tmp = path.with_suffix('.tmp')
-        frame.to_parquet(tmp)
-        os.replace(tmp, path)
+        tmp = staged or path.with_suffix('.tmp')
+        try:
+            frame.to_parquet(tmp)
+            if staged is None:
+                os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
-    def _write_stats(self) -> None:
-        """meta/stats.json: the episodes' stats (in their metadata rows) aggregated."""
+    def _write_stats(self, new_rows: list[dict] = (), staged: Path | None = None) -> None:
+        """meta/stats.json: the stats of the counted episodes and of `new_rows`, aggregated.
+
+        Per-episode stats are in the episodes' metadata rows. Written to `staged` only, if given.
+        """
+        total = self.info['total_episodes']
         rows = []
         for path in sorted(self.root.glob('meta/episodes/*/*.parquet')):
-            rows.extend(pq.read_table(path).to_pylist())
+            rows.extend(r for r in pq.read_table(path).to_pylist() if r['episode_index'] < total)
+        rows.extend(new_rows)
         per_feature: dict[str, list[dict[str, np.ndarray]]] = {}
         for row in rows:
             episode: dict[str, dict[str, np.ndarray]] = {}
@@ -549,4 +584,7 @@ class LeRobotDatasetWriter:
         result = {
             f: {k: v.tolist() for k, v in aggregate(e).items()} for f, e in per_feature.items()
         }
-        _write_json(self.root / 'meta' / 'stats.json', result)
+        if staged is not None:
+            staged.write_text(json.dumps(result, indent=2))
+        else:
+            _write_json(self.root / 'meta' / 'stats.json', result)

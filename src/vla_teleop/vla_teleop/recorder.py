@@ -11,6 +11,7 @@ ends the episode: it is discarded, with the reason, and nothing already saved is
 from __future__ import annotations
 
 import math
+import shutil
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ PARAMETERS = (
     Param('height', 0, "Image height of every camera; 0: each camera's from the robot config."),
     Param('stall_timeout_s', 1.0, 'A source silent this long mid-episode discards the episode.'),
     Param('latency_s', 0.1, 'Record this far in the past, so that late messages still count.'),
+    Param(
+        'min_free_mb',
+        50.0,
+        "start_episode refuses with less free space than this on the dataset's disk.",
+    ),
 )
 
 
@@ -79,6 +85,7 @@ class Recorder:
         image_sizes: dict[str, tuple[int, int]],
         stall_timeout_s: float,
         latency_s: float = 0.1,
+        min_free_mb: float = 0.0,
     ):
         joints = list(robot_config.get('joints') or {})
         if not joints:
@@ -90,7 +97,10 @@ class Recorder:
             raise ConfigError('stall_timeout_s must be > 0')
         if not (math.isfinite(latency_s) and 0 <= latency_s < stall_timeout_s):
             raise ConfigError('latency_s must be >= 0 and below stall_timeout_s')
+        if not (math.isfinite(min_free_mb) and min_free_mb >= 0):
+            raise ConfigError('min_free_mb must be >= 0')
         self.latency_s = latency_s
+        self.min_free_mb = min_free_mb
         self.joints = tuple(joints)
         self.cameras = tuple(cameras)
         self.fps = fps
@@ -162,11 +172,31 @@ class Recorder:
                 missing.append(name)
         return missing
 
+    def free_mb(self) -> float:
+        """Free space on the dataset's disk, in MB (NaN if it cannot be told)."""
+        try:
+            return shutil.disk_usage(self.writer.root).free / 1e6
+        except OSError:
+            return math.nan
+
+    def disk_problem(self) -> str:
+        """Why the disk cannot take another episode ('' if it can)."""
+        free = self.free_mb()
+        if free < self.min_free_mb:
+            return (
+                f'disk full: {free:.1f} MB free in {self.writer.root} (min_free_mb '
+                f'{self.min_free_mb:g}); free some space or record into another dataset_dir'
+            )
+        return ''
+
     def start(self, task: str, now: float) -> int:
         """Start an episode; raises DatasetError saying what is missing."""
         missing = self.missing(now)
         if missing:
             raise DatasetError(f'cannot start: no recent data from {", ".join(missing)}')
+        disk = self.disk_problem()
+        if disk:
+            raise DatasetError(f'cannot start: {disk}')
         episode = self.writer.start_episode(task)
         self.last_error = ''
         self.counters = EpisodeCounters(repeated=dict.fromkeys(self.cameras, 0))

@@ -56,6 +56,7 @@ class RecorderNode(VlaNode):
                 self._sizes,
                 values['stall_timeout_s'],
                 values['latency_s'],
+                values['min_free_mb'],
             )
         except (DatasetError, OSError) as exc:  # e.g. a dataset_dir that cannot be written
             raise ConfigError(str(exc)) from None
@@ -137,7 +138,11 @@ class RecorderNode(VlaNode):
         try:
             response.episode_index, response.num_frames = self.recorder.stop(request.keep)
         except Exception as exc:  # disk full, encoder error: answer and keep running
-            response.success, response.message = False, f'episode not saved: {exc}'
+            message = str(exc)
+            if not message.startswith('episode not saved'):
+                message = f'episode not saved: {message}'
+            response.success, response.message = False, message
+            self.recorder.last_error = message
             self.get_logger().error(response.message)
             return response
         response.success = True
@@ -168,9 +173,15 @@ class RecorderNode(VlaNode):
             'repeated_frames': ' '.join(f'{c}={n}' for c, n in counters.repeated.items()),
             'bad_images': str(self._bad_images),
             'last_error': recorder.last_error,
+            'disk_free_mb': f'{recorder.free_mb():.1f}',
         }
         missing = recorder.missing(self._now())
-        if missing:
+        disk = '' if recorder.writer.recording else recorder.disk_problem()
+        if disk:
+            health = Health(Level.ERROR, disk, values)
+        elif recorder.last_error and not recorder.writer.recording:
+            health = Health(Level.WARN, recorder.last_error, values)
+        elif missing:
             health = Health(Level.WARN, f'no recent data from {", ".join(missing)}', values)
         else:
             health = Health(

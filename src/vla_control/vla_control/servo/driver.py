@@ -163,8 +163,13 @@ class ArmDriver:
         return True
 
     def torque(self, enabled: bool) -> None:
-        """Torque on or off on every servo, retried; BusError if it could not be done."""
-        self._attempt(lambda: self.bus.set_torque(self._ids, enabled))
+        """Torque on or off on every servo, retried; BusError if it could not be done.
+
+        One servo at a time: retrying all of them as one transfer would need every reply of a
+        noisy bus to arrive in the same attempt.
+        """
+        for servo in self._ids:
+            self._attempt(lambda servo=servo: self.bus.set_torque([servo], enabled))
 
     def _attempt(self, transfer):
         return with_retries(transfer, self.config.retries, self._count_failure)
