@@ -2,6 +2,11 @@
 
     source env.sh && python bench/train_bench.py                 # 20 episodes, 30 steps each
     python bench/train_bench.py --episodes 4 --steps 5           # a quick look
+    python bench/train_bench.py --history outputs/so101_cubes/history.json --target 0.1
+
+`--history` reads the history.json of a real `vla train` run instead (e.g. the 110-episode
+SO-101 dataset of the end-to-end demo) and prints when the validation loss first reached each
+`--target`: training seconds and steps (time to a fixed validation loss).
 
 A synthetic SO-101 dataset (two 240x320 cameras, 60 frames per episode) is written with the
 recorder's LeRobotDatasetWriter, then `vla train`'s Trainer runs `--steps` optimizer steps with
@@ -77,13 +82,36 @@ def run(dataset: Path, out: Path, steps: int, batch: int, cache: bool, threads: 
     return setup, float(np.median(rates))
 
 
+def time_to_targets(history_path: Path, targets: list[float]) -> None:
+    import json
+
+    history = json.loads(history_path.read_text())
+    val = history['val']  # [step, loss, training seconds]
+    print(
+        f'{history_path}: {len(val)} validations, final loss {val[-1][1]:.4f} at step '
+        f'{val[-1][0]} ({val[-1][2] / 60:.1f} min of training)'
+    )
+    print()
+    print('| validation loss <= | step | training time |')
+    print('|---|---|---|')
+    for target in targets:
+        reached = next((v for v in val if v[1] <= target), None)
+        when = f'{reached[0]} | {reached[2] / 60:.1f} min' if reached else 'not reached | -'
+        print(f'| {target:g} | {when} |')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--episodes', type=int, default=20)
     parser.add_argument('--steps', type=int, default=30)
     parser.add_argument('--batch', type=int, default=16)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--history', type=Path, help='history.json of a vla train run')
+    parser.add_argument('--target', type=float, nargs='+', default=[0.2, 0.15, 0.1, 0.08])
     args = parser.parse_args()
+    if args.history:
+        time_to_targets(args.history, args.target)
+        return
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

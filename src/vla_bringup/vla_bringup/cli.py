@@ -152,6 +152,7 @@ def _eval(args: argparse.Namespace) -> int:
     code, session = _run_session(
         graph_args, lambda say: EvaluationSession(arguments, camera, fps, say)
     )
+    session.finish_video()  # Ctrl-C may have ended the graph in the middle of an episode
     if not session.results:
         return code or 1
     summary = summarize(

