@@ -84,14 +84,22 @@ class RosProbe:
         self.node.create_subscription(msg_type, topic, received.add, qos)
         return received
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        """Wait until `condition()` is true, or fail the test saying what did not happen."""
+    def wait_for(
+        self,
+        condition: Callable[[], bool],
+        timeout: float,
+        what: str,
+        details: Callable[[], str] | None = None,
+    ) -> None:
+        """Wait until `condition()` is true, or fail the test saying what did not happen
+        (and `details()`, e.g. the output of the processes under test)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if condition():
                 return
             time.sleep(0.05)
-        pytest.fail(f'timed out after {timeout:g} s waiting for {what}')
+        more = f':\n{details()}' if details else ''
+        pytest.fail(f'timed out after {timeout:g} s waiting for {what}{more}')
 
     def close(self) -> None:
         self.context.try_shutdown()  # ends the spin; then nothing uses the node

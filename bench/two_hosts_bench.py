@@ -4,7 +4,7 @@
     ... python bench/two_hosts_bench.py --quick                               # a few s: smoke run
 
 Two network namespaces joined by a veth pair stand for the two hosts (the setup of
-src/vla_bringup/test/test_two_hosts.py, reused from there; needs root and iproute2). Every
+src/vla_policy/test/test_two_hosts.py, reused from there; needs root and iproute2). Every
 process uses config/dds/fastdds_two_hosts.xml unless --profile says otherwise. Phases:
 
 1. chunks: sim_node (robot namespace, cameras front + wrist at the policy's 640x480) and
@@ -128,7 +128,7 @@ def probe(kind: str, directory: Path, name: str) -> int:
 def make_hosts(workdir: Path, args: argparse.Namespace):
     """The two namespaces of test_two_hosts.py, with processes logged to `workdir`."""
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / 'src' / 'vla_bringup' / 'test'))
+    sys.path.insert(0, str(ROOT / 'src' / 'vla_policy' / 'test'))
     from test_two_hosts import TwoHosts
 
     from conftest import NodeProcess

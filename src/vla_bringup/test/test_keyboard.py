@@ -95,41 +95,50 @@ print('after', flags(), flush=True)
 """
 
 
-def read_until(fd, text, timeout=10.0):
-    """What the child wrote to its terminal, up to and including `text`."""
-    output = b''
-    end = time.monotonic() + timeout
-    while text.encode() not in output:
-        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
-        assert ready, f'no {text!r} from the child; it wrote {output!r}'
-        try:
-            output += os.read(fd, 1024)
-        except OSError:  # EIO: the child has exited and closed the terminal
-            break
-    return output.decode().replace('\r\n', '\n')
+class ChildTerminal:
+    """The master side of the child's pty: what it wrote, read up to a text at a time."""
+
+    def __init__(self, fd):
+        self.fd, self.pending = fd, ''
+
+    def until(self, text, timeout=10.0):
+        """What the child wrote up to and including `text`; the rest waits for the next call."""
+        end = time.monotonic() + timeout
+        while text not in self.pending:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, end - time.monotonic()))
+            assert ready, f'no {text!r} from the child; it wrote {self.pending!r}'
+            try:
+                data = os.read(self.fd, 1024)
+            except OSError:  # EIO: the child has exited and closed the terminal
+                break
+            self.pending += data.decode().replace('\r\n', '\n')
+        head, found, self.pending = self.pending.partition(text)
+        return head + found
+
+    def write(self, data):
+        os.write(self.fd, data)
 
 
 def test_a_terminal_is_read_in_cbreak_mode_and_restored():
     pid, master = pty.fork()
     if pid == 0:  # the child: the pty is its controlling terminal, stdin and stdout
         os.execv(sys.executable, [sys.executable, '-c', CHILD])
+    child = ChildTerminal(master)
     try:
-        ready = read_until(master, 'ready')
-        assert 'before echo=True icanon=True' in ready
-        assert read_until(master, '\n').strip() == 'True echo=False icanon=False'
-        os.write(master, b'd \x1b[Dx\r')
-        keys = read_until(master, 'key enter Action.KEEP')
+        assert 'before echo=True icanon=True' in child.until('ready')
+        assert child.until('\n').strip() == 'True echo=False icanon=False'
+        child.write(b'd \x1b[Dx\r')
+        keys = child.until('key enter Action.KEEP')
         assert keys.split('\n')[:4] == [
             'key d Action.DISCARD',
             'key space Action.KEEP',
             'key x None',
             'key enter Action.KEEP',
         ], 'no echo, no arrow key, no line buffering'
-        os.write(master, b'q')
-        assert 'after echo=True icanon=True' in read_until(master, 'waiting for Ctrl-C')
-        os.write(master, b'\x03')  # Ctrl-C: still a SIGINT in cbreak mode
-        rest = read_until(master, 'after')
-        rest += read_until(master, '\n')
+        child.write(b'q')
+        assert 'after echo=True icanon=True' in child.until('waiting for Ctrl-C')
+        child.write(b'\x03')  # Ctrl-C: still a SIGINT in cbreak mode
+        rest = child.until('after') + child.until('\n')
         assert 'interrupted\nafter echo=True icanon=True' in rest
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0

@@ -127,7 +127,9 @@ def test_teleop_of_the_simulated_expert_picks_the_cube(ros, run_command):
 
     success = ros.subscribe(Bool, 'sim/success', STATE_QOS)
     runner = run_command(vla('bringup', 'robot:=so101', 'mode:=teleop'), 'bringup')
-    ros.wait_for(lambda: any(m.data for m in list(success)), 60, 'sim/success true')
+    ros.wait_for(
+        lambda: any(m.data for m in list(success)), 60, 'sim/success true', lambda: runner.output
+    )
     assert 'teleoperating so101' in runner.output
 
 
