@@ -128,10 +128,10 @@ def probe(kind: str, directory: Path, name: str) -> int:
 def make_hosts(workdir: Path, args: argparse.Namespace):
     """The two namespaces of test_two_hosts.py, with processes logged to `workdir`."""
     sys.path.insert(0, str(ROOT))
+    from conftest import NodeProcess  # the repository's conftest, before the test folder's
+
     sys.path.insert(0, str(ROOT / 'src' / 'vla_policy' / 'test'))
     from test_two_hosts import TwoHosts
-
-    from conftest import NodeProcess
 
     def run_command(argv, name, env):
         return NodeProcess(argv, workdir / f'{name}.log', env)
