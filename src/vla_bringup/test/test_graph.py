@@ -58,12 +58,19 @@ def test_every_shipped_robot_config_builds():
         for mode in ('cameras', 'control', 'policy', 'teleop', 'record'):
             assert build_graph(robot=robot, mode=mode, sim=False)
         for mode in ('cameras', 'control', 'teleop'):
-            if robot != 'aloha' or mode != 'teleop':
-                assert build_graph(robot=robot, mode=mode, sim=True)
+            assert build_graph(robot=robot, mode=mode, sim=True)
     (sim,) = build_graph(robot='aloha', sim=True)
     assert sim.parameters['cameras'] == ['cam_high', 'cam_left_wrist', 'cam_right_wrist']
-    with pytest.raises(ConfigError, match=r'no scripted expert for aloha \(transfer_cube\)'):
-        build_graph(robot='aloha', mode='teleop', sim=True)
+    assert sim.parameters['task'] == ''
+
+
+def test_sim_task_picks_the_scene_of_the_robot():
+    sim, *_ = build_graph(robot='aloha', mode='record', sim_task='insertion')
+    assert (sim.parameters['task'], sim.parameters['expert']) == ('insertion', True)
+    with pytest.raises(
+        ConfigError, match="unknown sim_task 'insertion' for so101; available: pick_cube"
+    ):
+        build_graph(robot='so101', sim_task='insertion')
 
 
 def test_arguments_are_typed_and_checked():

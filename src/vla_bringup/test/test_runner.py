@@ -121,16 +121,20 @@ def test_nodes_stop_when_the_runner_is_killed(run_command, tmp_path):
     assert not [pid for pid in pids if alive(pid)], 'orphaned nodes must terminate'
 
 
-def test_teleop_of_the_simulated_expert_picks_the_cube(ros, run_command):
+@pytest.mark.parametrize(
+    'arguments',
+    [('robot:=so101',), ('robot:=aloha', 'sim_task:=insertion', 'camera_size:=160x120')],
+)
+def test_teleop_of_the_simulated_expert_succeeds(ros, run_command, arguments):
     """sim (expert on leader/joint_states) -> teleop -> joint_command -> sim: sim/success."""
     from std_msgs.msg import Bool
 
     success = ros.subscribe(Bool, 'sim/success', STATE_QOS)
-    runner = run_command(vla('bringup', 'robot:=so101', 'mode:=teleop'), 'bringup')
+    runner = run_command(vla('bringup', 'mode:=teleop', *arguments), 'bringup')
     ros.wait_for(
         lambda: any(m.data for m in list(success)), 60, 'sim/success true', lambda: runner.output
     )
-    assert 'teleoperating so101' in runner.output
+    assert f'teleoperating {arguments[0].split(":=")[1]}' in runner.output
 
 
 def test_vla_record_saves_successful_expert_episodes(run_command, tmp_path):

@@ -22,7 +22,6 @@ from vla_control.servo.calibration import ArmCalibration
 from vla_control.servo.robot import PARAMETERS as DRIVER_PARAMETERS
 from vla_perception.camera import PARAMETERS as CAMERA_PARAMETERS
 from vla_perception.camera import CameraConfig
-from vla_sim.config import EXPERT_TASKS
 from vla_sim.config import PARAMETERS as SIM_PARAMETERS
 from vla_sim.config import ROBOT_TASKS
 from vla_sim.config import SIMULATED_ROBOTS
@@ -49,6 +48,12 @@ GRAPH_ARGUMENTS = (
     ),
     Param(
         'simulator', 'mujoco', 'With sim:=true: mujoco (vla_sim), or gazebo (ROS install only).'
+    ),
+    Param(
+        'sim_task',
+        '',
+        "With sim:=true: the simulated task (empty: the robot's first). so101/so100: "
+        'pick_cube; aloha: transfer_cube, insertion.',
     ),
     Param(
         'camera_size',
@@ -101,6 +106,7 @@ def build_graph(
     sim: bool = True,
     dataset: str = '',
     simulator: str = 'mujoco',
+    sim_task: str = '',
     camera_size: str = '',
     checkpoint: str = '',
     directory: Path | None = None,
@@ -124,7 +130,7 @@ def build_graph(
         cameras = {name: {**settings, **size} for name, settings in cameras.items()}
     teleop = mode in ('teleop', 'record')
     if sim:
-        nodes = [_sim_node(robot, config, cameras, expert=teleop)]
+        nodes = [_sim_node(robot, config, cameras, expert=teleop, task=sim_task)]
     else:
         # Servo drivers: the follower arm unless only cameras run, the leader arm for teleop.
         roles = [] if mode == 'cameras' else ['follower', 'leader'] if teleop else ['follower']
@@ -175,7 +181,7 @@ def _trained_camera_size(checkpoint: str) -> str:
 
 
 def _sim_node(
-    robot: str, config: dict[str, Any], cameras: dict[str, dict], expert: bool
+    robot: str, config: dict[str, Any], cameras: dict[str, dict], expert: bool, task: str
 ) -> NodeSpec:
     """The simulator in place of the robot driver and the camera nodes (same topics)."""
     if robot not in SIMULATED_ROBOTS:
@@ -183,9 +189,9 @@ def _sim_node(
             f'robot {robot!r} has no simulation yet (simulated: {", ".join(SIMULATED_ROBOTS)}); '
             'use sim:=false for the real robot'
         )
-    if expert and ROBOT_TASKS[robot] not in EXPERT_TASKS:
+    if task and task not in ROBOT_TASKS[robot]:
         raise ConfigError(
-            f'no scripted expert for {robot} ({ROBOT_TASKS[robot]}) in simulation yet'
+            f'unknown sim_task {task!r} for {robot}; available: {", ".join(ROBOT_TASKS[robot])}'
         )
     first = next(iter(cameras.values()), {})
     parameters = {
@@ -195,6 +201,7 @@ def _sim_node(
         'width': first.get('width', 640),
         'height': first.get('height', 480),
         'expert': expert,
+        'task': task,
     }
     SimConfig.from_params(resolve(SIM_PARAMETERS, parameters))
     return NodeSpec('vla_sim', 'sim_node', 'sim', parameters)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from vla_sim.experts import SITE
 from vla_sim.experts import ArmIK
 from vla_sim.experts import run_expert_episode
 from vla_sim.simulation import Simulation
@@ -13,7 +14,7 @@ def sim():
 
 def test_ik_reaches_a_top_down_pose(sim):
     sim.reset(0)
-    ik = ArmIK(sim.model, sim.joint_names)
+    ik = ArmIK(sim.model, sim.joint_names[:5], SITE)
     start = sim.joint_state()[0][:5]
     target = np.array([0.22, -0.05, 0.05])
     fingers, across = np.array([0.0, 0.0, -1.0]), np.array([0.6, 0.8, 0.0])
@@ -32,3 +33,30 @@ def test_the_expert_picks_the_asked_cube(sim, seed):
     assert outcome.success, f'seed {seed}: {sim.instruction}'
     assert not outcome.wrong_object
     assert outcome.lifted == (sim.task.target,)
+
+
+@pytest.fixture(scope='module')
+def aloha_transfer():
+    return Simulation('aloha', 'transfer_cube', 64, 48)
+
+
+@pytest.fixture(scope='module')
+def aloha_insertion():
+    return Simulation('aloha', 'insertion', 64, 48)
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_the_aloha_expert_hands_the_box_to_the_left_arm(aloha_transfer, seed):
+    outcome = run_expert_episode(aloha_transfer, seed)
+    assert outcome.success, f'seed {seed}'
+    assert aloha_transfer.time <= 8.0, 'within the episode limit of 400 steps at 50 Hz'
+    assert aloha_transfer.task.from_pinch(aloha_transfer.data, 'left') < 0.03
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_the_aloha_expert_inserts_the_peg_in_the_air(aloha_insertion, seed):
+    outcome = run_expert_episode(aloha_insertion, seed)
+    assert outcome.success, f'seed {seed}'
+    assert aloha_insertion.time <= 8.0, 'within the episode limit of 400 steps at 50 Hz'
+    task, data = aloha_insertion.task, aloha_insertion.data
+    assert min(task.peg.height(data), task.socket.height(data)) > 0.05

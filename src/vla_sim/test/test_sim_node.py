@@ -128,7 +128,7 @@ def test_reset_is_seeded_and_rejects_unknown_tasks(ros, sim):
             "unknown cameras ['top']; the scene has ['front', 'side', 'wrist']",
         ),
         ({'robot': 'ur5'}, "no simulation of robot 'ur5'"),
-        ({'robot': 'aloha', 'expert': True}, "no scripted expert for task 'transfer_cube'"),
+        ({'robot': 'aloha', 'task': 'pick_cube'}, "unknown task 'pick_cube'; available: transfer"),
         ({'camera_fps': 0.0}, 'camera_fps must be in (0, 120]'),
     ],
 )

@@ -151,6 +151,8 @@ def test_unknown_robot_and_task():
         Simulation('ur5')
     with pytest.raises(ConfigError, match="unknown task 'insertion'; available: pick_cube"):
         Simulation('so101', 'insertion')
+    with pytest.raises(ConfigError, match="unknown task 'stack'; available: pick_cube"):
+        Simulation('so101').reset(0, 'stack')
 
 
 @pytest.fixture(scope='module')
@@ -186,16 +188,42 @@ def test_aloha_box_is_seeded_and_a_handover_is_judged_from_positions(aloha):
     aloha.step(1.0)
     aloha.model.opt.gravity[:] = 0.0  # the box floats where it is put: a stand-in for a grasp
     try:
-        fingers = [
-            aloha.model.geom(f'vx300s_left/10_{f}_gripper_finger').id for f in ('left', 'right')
-        ]
-        midpoint = aloha.data.geom_xpos[fingers].mean(axis=0)
-        forward = aloha.data.body('vx300s_left/gripper_link').xmat.reshape(3, 3)[:, 0]
+        pinch = aloha.data.site('vx300s_left/pinch').xpos.copy()
         adr = aloha.model.joint('red_box_joint').qposadr[0]
-        aloha.data.qpos[adr : adr + 3] = midpoint + 0.03 * forward  # clear of the palm
+        aloha.data.qpos[adr : adr + 3] = pinch + np.array([0.0, 0.0, 0.02])  # off centre, < 3 cm
         aloha.data.qvel[:] = 0.0
         mujoco.mj_forward(aloha.model, aloha.data)
-        assert midpoint[2] > 0.07
-        assert aloha.step(0.7).success
+        assert pinch[2] > 0.07
+        assert not aloha.step(0.3).success, 'held for 0.5 s first'
+        assert aloha.step(0.4).success
     finally:
         aloha.model.opt.gravity[:] = (0.0, 0.0, -9.81)
+
+
+def test_insertion_is_judged_from_where_the_peg_is_in_the_socket():
+    sim = Simulation('aloha', 'insertion', 64, 48)
+    assert sim.reset(4) == 'insert the peg into the socket'
+    with pytest.raises(ConfigError, match="task 'transfer_cube' has its own scene"):
+        sim.reset(4, 'transfer_cube')
+    task, data = sim.task, sim.data
+    assert task.peg.position(data)[0] > 0 > task.socket.position(data)[0]
+    assert not sim.step(0.5).success, 'both on the table'
+    sim.model.opt.gravity[:] = 0.0  # objects float where they are put: stand-ins for grasps
+
+    def place(peg_x, peg_dy=0.0, height=0.2):
+        for obj, x, dy in ((task.socket, 0.0, 0.0), (task.peg, peg_x, peg_dy)):
+            obj.place(data, x, 0.5 + dy)
+            data.qpos[obj._qpos + 2] = height
+        data.qvel[:] = 0.0
+        mujoco.mj_forward(sim.model, data)
+        return sim.step(0.7).success
+
+    try:
+        # The socket's opening is at x = 0.06; the peg's near end at peg_x - 0.06.
+        assert place(0.105), 'near end 1.5 cm inside the socket'
+        assert not place(0.125), 'only 0.5 cm inside'
+        assert not place(0.2), 'in front of the opening'
+        assert not place(0.105, peg_dy=0.03), 'beside the socket'
+        assert not place(0.105, height=0.04), 'too low: not lifted off the table'
+    finally:
+        sim.model.opt.gravity[:] = (0.0, 0.0, -9.81)

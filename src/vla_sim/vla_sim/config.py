@@ -9,15 +9,17 @@ from typing import Any
 from vla_common.errors import ConfigError
 from vla_common.params import Param
 
-# Robots with a simulation (the SO-100 uses the SO-101 model: same kinematics and servos).
-# Each simulated robot and the task its scene is built for.
-ROBOT_TASKS = {'so101': 'pick_cube', 'so100': 'pick_cube', 'aloha': 'transfer_cube'}
+# Robots with a simulation (the SO-100 uses the SO-101 model: same kinematics and servos),
+# each with its tasks; the first is the default. Every task has a scripted expert.
+ROBOT_TASKS = {
+    'so101': ('pick_cube',),
+    'so100': ('pick_cube',),
+    'aloha': ('transfer_cube', 'insertion'),
+}
 SIMULATED_ROBOTS = tuple(ROBOT_TASKS)
-# Tasks that have a scripted expert (the sim node's expert:=true).
-EXPERT_TASKS = ('pick_cube',)
 
 PARAMETERS = (
-    Param('robot', 'so101', 'Simulated robot: so101 or so100 (same model).'),
+    Param('robot', 'so101', 'Simulated robot: so101, so100 (same model) or aloha.'),
     Param('task', '', "Task at start and for sim/reset without one; empty: the robot's own."),
     Param('seed', 0, 'Seed of the first scene.'),
     Param('cameras', ['front'], 'MJCF cameras published as camera/<name>/image_raw.'),

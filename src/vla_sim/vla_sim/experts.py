@@ -1,33 +1,45 @@
 """Scripted experts: joint targets from end-effector waypoints, like a person at the leader arm.
 
 Inverse kinematics is damped least squares on MuJoCo's site Jacobians, solved on a private
-copy of the state so the physics is never touched. The expert reads the scene (cube poses)
-from the simulator: it is a demonstrator, not a policy.
+copy of the state so the physics is never touched. Each arm follows timed waypoints of a site
+(position, two axes, gripper); an integral term pushes joints that sag under gravity, as a
+person watching the follower would. The expert reads the scene (object poses) from the
+simulator: it is a demonstrator, not a policy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 
 import mujoco
 import numpy as np
 
+from vla_sim.scene import ALOHA_ARM
 from vla_sim.scene import CUBE_HALF
+from vla_sim.scene import PEG_HALF
+from vla_sim.scene import PINCH_TO_TIP
+from vla_sim.scene import SOCKET_HALF
 
-SITE = 'gripperframe'  # on the fixed jaw's pad; x along the fingers, z toward the moving jaw
+SITE = (
+    'gripperframe'  # on the SO-101's fixed jaw pad; x along the fingers, z toward the moving jaw
+)
 PAD_CLEARANCE = 0.015  # m from the pad centre to the cube face: pad half-width + 7 mm margin
 GRIPPER_OPEN = 1.2  # rad: wide open (the pads are 40 mm apart at 0.46 rad)
 GRIPPER_CLOSED = -0.15  # below the cube's width: the servo squeezes
+# vx300s finger slides (m from the centre line): wide open, and shut (objects are squeezed).
+ALOHA_OPEN, ALOHA_CLOSED = 0.057, 0.021
+DOWN = np.array([0.0, 0.0, -1.0])
 
 
 class ArmIK:
-    """Position + top-down orientation IK for the SO-101's five arm joints."""
+    """Position + orientation IK of a site for one arm's joints (MJCF names)."""
 
-    def __init__(self, model: mujoco.MjModel, joint_names: tuple[str, ...]):
+    def __init__(self, model: mujoco.MjModel, arm: Sequence[str], site: str):
         self.model = model
         self.data = mujoco.MjData(model)
-        self.site = model.site(SITE).id
-        arm = [n for n in joint_names if n != 'gripper']
+        self.site = model.site(site).id
         self._qpos = np.array([model.jnt_qposadr[model.joint(n).id] for n in arm])
         self._dof = np.array([model.jnt_dofadr[model.joint(n).id] for n in arm])
         self._lower = model.jnt_range[[model.joint(n).id for n in arm], 0]
@@ -41,7 +53,7 @@ class ArmIK:
         across: np.ndarray,
         iterations: int = 60,
     ) -> np.ndarray:
-        """Arm joints (5) for a site pose, searched from `q_start`.
+        """Arm joints for a site pose, searched from `q_start`.
 
         The site goes to `position` with its x axis along `fingers` and its y axis along
         `across` (unit vectors).
@@ -62,7 +74,7 @@ class ArmIK:
             mujoco.mj_jacSite(self.model, data, jacp, jacr, self.site)
             jacobian = np.vstack([jacp[:, self._dof], 0.3 * jacr[:, self._dof]])
             error = np.concatenate([position_error, 0.3 * orientation_error])
-            damping = 1e-4 * np.eye(6)
+            damping = 1e-4 * np.eye(6)  # 5 joints (SO-101) cannot reach every pose: least squares
             step = jacobian.T @ np.linalg.solve(jacobian @ jacobian.T + damping, error)
             q = np.clip(q + np.clip(step, -0.2, 0.2), self._lower, self._upper)
             if np.linalg.norm(position_error) < 5e-4 and np.linalg.norm(orientation_error) < 5e-3:
@@ -77,41 +89,140 @@ class ArmIK:
 
 
 @dataclass(frozen=True)
-class Segment:
-    """Move the fingertips from `start` to `end` over `duration` s with the gripper at `grip`."""
+class Waypoint:
+    """Where an arm's site is at `time` s after planning, and the gripper target.
 
-    duration: float
-    end: np.ndarray
-    grip_start: float
-    grip_end: float
+    The site's x axis points along `fingers`, its y axis along `across` (unit vectors).
+    """
+
+    time: float
+    position: np.ndarray
+    fingers: np.ndarray
+    across: np.ndarray
+    grip: float
 
 
-class PickCubeExpert:
-    """Above the cube, down, close, lift, hold: a top-down grasp aligned with the cube's faces."""
+class ArmTrack:
+    """One arm following waypoints from where it is now.
 
-    hover = 0.15  # m above the table
-    grasp = CUBE_HALF  # fixed-jaw pad centre level with the cube's centre
-    lift = 0.15
-    integral_gain = 4.0  # 1/s: removes the sag of the soft position servos under gravity
+    Between waypoints the site moves on a smooth step (no jerk at the ends), its axes turn
+    along, and the gripper moves linearly.
+    """
+
+    integral_gain = 2.0  # 1/s: removes the sag of soft position servos under gravity
+
+    def __init__(
+        self,
+        sim,
+        ik: ArmIK,
+        arm: Sequence[int],
+        gripper: int,
+        waypoints: Sequence[Waypoint],
+        correction_limit: float = 0.2,
+    ):
+        self.sim, self.ik = sim, ik
+        self.arm, self.gripper = list(arm), gripper
+        self.correction_limit = correction_limit
+        q = sim.joint_state()[0]
+        self._q = q[self.arm].copy()
+        self._correction = np.zeros(len(self.arm))
+        # Steering on top of the plan (from what the expert sees): moved by, turned by.
+        self.shift, self.turn = np.zeros(3), np.eye(3)
+        self._last_t = 0.0
+        position, rotation = ik.site_pose(self._q)
+        start = Waypoint(0.0, position, rotation[:, 0].copy(), rotation[:, 1].copy(), q[gripper])
+        self.waypoints = [start, *waypoints]
+
+    @property
+    def duration(self) -> float:
+        return self.waypoints[-1].time
+
+    def site_now(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where the site is now and its rotation matrix (measured joints)."""
+        return self.ik.site_pose(self.sim.joint_state()[0][self.arm])
+
+    def pose_at(self, t: float) -> Waypoint:
+        """The planned pose at `t`."""
+        after = next((i for i, w in enumerate(self.waypoints) if w.time >= t), None)
+        if after is None or after == 0:  # past the last waypoint, or at the first
+            return replace(self.waypoints[-1 if after is None else 0], time=t)
+        a, b = self.waypoints[after - 1], self.waypoints[after]
+        s = (t - a.time) / max(b.time - a.time, 1e-9)
+        smooth = s * s * (3 - 2 * s)
+        return Waypoint(
+            t,
+            a.position + smooth * (b.position - a.position),
+            _blend(a.fingers, b.fingers, smooth),
+            _blend(a.across, b.across, smooth),
+            a.grip + s * (b.grip - a.grip),
+        )
+
+    def fill(self, t: float, q: np.ndarray) -> None:
+        """Write this arm's joint targets at `t` into `q` (robot order)."""
+        pose = self.pose_at(t)
+        position, fingers, across = (
+            pose.position + self.shift,
+            self.turn @ pose.fingers,
+            self.turn @ pose.across,
+        )
+        self._q = self.ik.solve(self._q, position, fingers, across, iterations=20)
+        measured = self.sim.joint_state()[0][self.arm]
+        dt, self._last_t = max(t - self._last_t, 0.0), t
+        self._correction += self.integral_gain * dt * (self._q - measured)
+        limit = self.correction_limit
+        self._correction = np.clip(self._correction, -limit, limit)
+        q[self.arm] = self._q + self._correction
+        q[self.gripper] = pose.grip
+
+
+class ScriptedExpert:
+    """Arms following waypoints planned from the scene at reset; subclasses plan them."""
 
     def __init__(self, sim):
         self.sim = sim
-        self.ik = ArmIK(sim.model, sim.joint_names)
-        self._arm = [i for i, n in enumerate(sim.joint_names) if n != 'gripper']
-        self._gripper = sim.joint_names.index('gripper')
         self.plan()
 
     def plan(self) -> None:
         """Waypoints for the current scene (call after every reset)."""
-        task = self.sim.task
-        cube = task.cube_position(self.sim.data, task.target)
-        adr = self.sim.model.jnt_qposadr[self.sim.model.joint(f'cube_{task.target}').id]
-        w, _, _, z = self.sim.data.qpos[adr + 3 : adr + 7]
+        self.tracks = self.make_tracks()
+
+    def make_tracks(self) -> list[ArmTrack]:
+        raise NotImplementedError
+
+    @property
+    def duration(self) -> float:
+        return max(track.duration for track in self.tracks)
+
+    def targets(self, t: float) -> np.ndarray | None:
+        """Joint targets (robot order) at `t` s since `plan()`, or None when done."""
+        if t > self.duration:
+            return None
+        self.adapt(t)
+        q = np.empty(len(self.sim.joint_names))
+        for track in self.tracks:
+            track.fill(t, q)
+        return q
+
+    def adapt(self, t: float) -> None:
+        """Change the remaining waypoints from what is seen at `t` (none by default)."""
+
+
+class PickCubeExpert(ScriptedExpert):
+    """SO-101: above the cube, down, close, lift, hold: a top-down grasp aligned with its faces."""
+
+    hover = 0.15  # m above the table
+    grasp = CUBE_HALF  # fixed-jaw pad centre level with the cube's centre
+    lift = 0.15
+
+    def make_tracks(self) -> list[ArmTrack]:
+        sim, task = self.sim, self.sim.task
+        cube = task.cube_position(sim.data, task.target)
+        adr = sim.model.jnt_qposadr[sim.model.joint(f'cube_{task.target}').id]
+        w, _, _, z = sim.data.qpos[adr + 3 : adr + 7]
         cube_yaw = 2.0 * np.arctan2(z, w)
         # Of the four face directions, take the one nearest the arm's own heading (least roll).
         heading = np.arctan2(cube[1], cube[0]) + np.pi / 2
         yaw = cube_yaw + np.pi / 2 * np.round((heading - cube_yaw) / (np.pi / 2))
-        self.yaw = yaw
         # The fixed jaw goes beside the cube and the moving jaw closes toward it, along the
         # site's z axis, which for fingers pointing down is (sin yaw, -cos yaw, 0).
         closing = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
@@ -119,51 +230,171 @@ class PickCubeExpert:
         above = np.array([beside[0], beside[1], self.hover])
         at = np.array([beside[0], beside[1], self.grasp])
         up = np.array([beside[0], beside[1], self.lift])
-        grip = float(self.sim.joint_state()[0][self.sim.joint_names.index('gripper')])
-        self.segments = [
-            # Open only once above the cube: the open jaw would sweep the cubes on the way.
-            Segment(1.5, above, grip, grip),
-            Segment(0.4, above, grip, GRIPPER_OPEN),
-            Segment(1.2, at, GRIPPER_OPEN, GRIPPER_OPEN),
-            Segment(0.8, at, GRIPPER_OPEN, GRIPPER_CLOSED),
-            Segment(0.3, at, GRIPPER_CLOSED, GRIPPER_CLOSED),
-            Segment(1.2, up, GRIPPER_CLOSED, GRIPPER_CLOSED),
-            Segment(1.2, up, GRIPPER_CLOSED, GRIPPER_CLOSED),
+        grip = float(sim.joint_state()[0][sim.joint_names.index('gripper')])
+        across = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+        # (duration, site position, gripper at the end); the hand turns on the first leg, as it
+        # travels: turning it at once swept the other cubes. It opens only above the cube.
+        legs = [
+            (1.5, above, grip),
+            (0.4, above, GRIPPER_OPEN),
+            (1.2, at, GRIPPER_OPEN),
+            (0.8, at, GRIPPER_CLOSED),
+            (0.3, at, GRIPPER_CLOSED),
+            (1.2, up, GRIPPER_CLOSED),
+            (1.2, up, GRIPPER_CLOSED),
         ]
-        self._start_q, _, _ = self.sim.joint_state()
-        self._start_tip, rotation = self.ik.site_pose(self._start_q[self._arm])
-        self._start_axes = (rotation[:, 0].copy(), rotation[:, 1].copy())
-        self._axes = (np.array([0.0, 0.0, -1.0]), np.array([np.cos(yaw), np.sin(yaw), 0.0]))
-        self._q = self._start_q[self._arm].copy()
-        self._correction = np.zeros(len(self._arm))
-        self._last_t = 0.0
-        self.duration = sum(s.duration for s in self.segments)
+        arm = [i for i, n in enumerate(sim.joint_names) if n != 'gripper']
+        ik = ArmIK(sim.model, [sim.joint_names[i] for i in arm], SITE)
+        gripper = sim.joint_names.index('gripper')
+        return [ArmTrack(sim, ik, arm, gripper, _timed(legs, DOWN, across))]
 
-    def targets(self, t: float) -> np.ndarray | None:
-        """Joint targets (robot order) at `t` s since `plan()`, or None when done."""
-        begin, start = 0.0, self._start_tip
-        for index, segment in enumerate(self.segments):
-            if t <= begin + segment.duration:
-                s = (t - begin) / segment.duration
-                smooth = s * s * (3 - 2 * s)
-                tip = start + smooth * (segment.end - start)
-                fingers, across = self._axes
-                if index == 0:  # turn the hand as it travels, not all at once
-                    fingers = _blend(self._start_axes[0], fingers, smooth)
-                    across = _blend(self._start_axes[1], across, smooth)
-                self._q = self.ik.solve(self._q, tip, fingers, across, iterations=20)
-                # Like a person watching the arm: push further where it lags behind.
-                measured, _, _ = self.sim.joint_state()
-                dt, self._last_t = max(t - self._last_t, 0.0), t
-                self._correction += self.integral_gain * dt * (self._q - measured[self._arm])
-                self._correction = np.clip(self._correction, -0.2, 0.2)
-                q = np.empty(len(self.sim.joint_names))
-                q[self._arm] = self._q + self._correction
-                q[self._gripper] = segment.grip_start + s * (segment.grip_end - segment.grip_start)
-                return q
-            begin += segment.duration
-            start = segment.end
-        return None
+
+class AlohaExpert(ScriptedExpert):
+    """Both vx300s arms, steered by their grippers' pinch points."""
+
+    def arm_track(self, side: str, legs, fingers, across, correction_limit=0.3) -> ArmTrack:
+        names = self.sim.joint_names
+        arm = [names.index(f'{side}_{joint}') for joint in ALOHA_ARM]
+        ik = ArmIK(
+            self.sim.model,
+            [f'vx300s_{side}/{joint}' for joint in ALOHA_ARM],
+            f'vx300s_{side}/pinch',
+        )
+        return ArmTrack(
+            self.sim,
+            ik,
+            arm,
+            names.index(f'{side}_gripper'),
+            _timed(legs, fingers, across),
+            correction_limit,
+        )
+
+
+def grasp_height(centre_z: float) -> float:
+    """Pinch-point height for a top-down grasp of an object centred at `centre_z`.
+
+    At the centre, but with the fingertips 6 mm clear of the table.
+    """
+    return max(centre_z, PINCH_TO_TIP + 0.006)
+
+
+class TransferCubeExpert(AlohaExpert):
+    """The right arm picks the box from above and holds it up at the meeting point.
+
+    The left arm comes in level from the side with its fingers closing top and bottom (the
+    right fingers hold the sides) and closes; the right lets go and backs away.
+    """
+
+    meet = np.array([0.0, 0.5, 0.22])
+
+    def make_tracks(self) -> list[ArmTrack]:
+        box = self.sim.task.box_position(self.sim.data)
+        grasp = np.array([box[0], box[1], grasp_height(box[2])])
+        above = grasp + np.array([0.0, 0.0, 0.1])
+        meet = self.meet
+        away = meet + np.array([0.05, 0.0, 0.1])
+        ready, take, back = (meet + np.array([dx, 0.0, 0.0]) for dx in (-0.14, -0.01, -0.09))
+        right = [
+            (1.2, above, ALOHA_OPEN),
+            (0.7, grasp, ALOHA_OPEN),
+            (0.5, grasp, ALOHA_CLOSED),
+            (1.0, meet, ALOHA_CLOSED),
+            (1.2, meet, ALOHA_CLOSED),
+            (0.4, meet, ALOHA_OPEN),
+            (0.8, away, ALOHA_OPEN),
+            (0.7, away, ALOHA_OPEN),
+        ]
+        left = [
+            (2.4, ready, ALOHA_OPEN),
+            (1.0, ready, ALOHA_OPEN),
+            (0.8, take, ALOHA_OPEN),
+            (0.4, take, ALOHA_CLOSED),
+            (0.4, take, ALOHA_CLOSED),
+            (0.8, back, ALOHA_CLOSED),
+            (0.7, back, ALOHA_CLOSED),
+        ]
+        level, upright = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
+        return [
+            self.arm_track('left', left, level, upright),
+            self.arm_track('right', right, DOWN, np.array([0.0, -1.0, 0.0])),
+        ]
+
+
+class InsertionExpert(AlohaExpert):
+    """The left arm picks the socket by its far end, the right the peg by its near end.
+
+    Both lift them to face each other in the air, and the right arm pushes the peg in. There
+    is 8 mm to spare on each side, less than the objects shift and turn in the fingers, so
+    once both are up the expert steers the right hand by what it sees, as a person would:
+    the peg turned to lie along the socket, its tip first 2 cm in front of the opening, then
+    1.8 cm inside it (the pin stops it at 2 cm).
+    """
+
+    grip_offset = 0.03  # m from an object's centre, along it, to where it is held
+    lift_at = 3.6  # s: both objects up, in front of each other; steering starts
+    push_at, pushed_at = 5.0, 6.0  # s: the tip goes in between these times
+    steer_gain = 2.5  # 1/s: the fraction of the tip's position error corrected per second
+    turn_gain = 1.0  # 1/s: the same for the peg's direction (slower: it swings the tip)
+    left_up = np.array([-0.13, 0.5, 0.2])
+    right_up = np.array([0.13, 0.5, 0.2])
+
+    def make_tracks(self) -> list[ArmTrack]:
+        task = self.sim.task
+        peg, socket = task.peg.position(self.sim.data), task.socket.position(self.sim.data)
+        legs = {}
+        for side, centre, sign, up in (
+            ('left', socket, -1.0, self.left_up),
+            ('right', peg, 1.0, self.right_up),
+        ):
+            grasp = centre + np.array([sign * self.grip_offset, 0.0, 0.0])
+            grasp[2] = grasp_height(centre[2])
+            above = grasp + np.array([0.0, 0.0, 0.1])
+            legs[side] = [
+                (1.2, above, ALOHA_OPEN),
+                (0.7, grasp, ALOHA_OPEN),
+                (0.5, grasp, ALOHA_CLOSED),
+                (self.lift_at - 2.4, up, ALOHA_CLOSED),
+                (self.pushed_at + 1.2 - self.lift_at, up, ALOHA_CLOSED),
+            ]
+        self._steered_until = self.lift_at
+        return [
+            self.arm_track('left', legs['left'], DOWN, np.array([0.0, 1.0, 0.0])),
+            self.arm_track('right', legs['right'], DOWN, np.array([0.0, -1.0, 0.0])),
+        ]
+
+    def adapt(self, t: float) -> None:
+        if t <= self._steered_until:
+            return
+        dt, self._steered_until = t - self._steered_until, t
+        task, data = self.sim.task, self.sim.data
+        peg_axis = task.peg.rotation(data)[:, 0]
+        socket_axis = task.socket.rotation(data)[:, 0]
+        s = np.clip((t - self.push_at) / (self.pushed_at - self.push_at), 0.0, 1.0)
+        depth = -0.02 + 0.038 * s * s * (3 - 2 * s)  # m past the opening
+        aim = task.socket.position(data) + (SOCKET_HALF[0] - depth) * socket_axis
+        tip = task.peg.position(data) - PEG_HALF[0] * peg_axis
+        right = self.tracks[1]
+        right.shift += min(self.steer_gain * dt, 1.0) * (aim - tip)
+        turned = _blend(peg_axis, socket_axis, min(self.turn_gain * dt, 1.0))
+        right.turn = _rotation_between(peg_axis, turned) @ right.turn
+
+
+def _timed(legs, fingers: np.ndarray, across: np.ndarray, start: float = 0.0) -> list[Waypoint]:
+    """Waypoints from (duration, position, grip) legs from `start` on, all with the same axes."""
+    waypoints, t = [], start
+    for duration, position, grip in legs:
+        t += duration
+        waypoints.append(Waypoint(t, np.asarray(position, float), fingers, across, grip))
+    return waypoints
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation (matrix) that turns unit vector `a` onto unit vector `b`."""
+    cross, cos = np.cross(a, b), float(np.dot(a, b))
+    skew = np.array(
+        [[0.0, -cross[2], cross[1]], [cross[2], 0.0, -cross[0]], [-cross[1], cross[0], 0.0]]
+    )
+    return np.eye(3) + skew + skew @ skew / (1.0 + cos)
 
 
 def _blend(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:
@@ -172,10 +403,22 @@ def _blend(a: np.ndarray, b: np.ndarray, s: float) -> np.ndarray:
     return mixed / max(np.linalg.norm(mixed), 1e-9)
 
 
+EXPERTS = {
+    'pick_cube': PickCubeExpert,
+    'transfer_cube': TransferCubeExpert,
+    'insertion': InsertionExpert,
+}
+
+
+def expert_for(sim) -> ScriptedExpert:
+    """The scripted expert of the simulation's current task, planned for its scene."""
+    return EXPERTS[sim.task.name](sim)
+
+
 def run_expert_episode(sim, seed: int, dt: float = 0.02):
-    """Reset to `seed` and let the pick-cube expert act at 1/dt Hz; returns the final outcome."""
+    """Reset to `seed` and let the task's expert act at 1/dt Hz; returns the final outcome."""
     sim.reset(seed)
-    expert = PickCubeExpert(sim)
+    expert = expert_for(sim)
     t, outcome = 0.0, None
     while (targets := expert.targets(t)) is not None:
         sim.command(list(sim.joint_names), np.clip(targets, sim.lower, sim.upper).tolist())

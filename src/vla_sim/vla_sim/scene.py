@@ -116,15 +116,29 @@ def so101_tabletop(max_width: int = 640, max_height: int = 480) -> mujoco.MjMode
 
 ALOHA_ARM = ('waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_angle', 'wrist_rotate')
 BOX_HALF = 0.02  # m, gym-aloha's red box
+# Peg and socket of gym-aloha's insertion scene (m, from its MJCF): the peg is a 12 x 2 x 2 cm
+# bar; the socket a 12 cm tube along x, 3.6 cm square inside, with a 2 x 2 cm pin filling its
+# middle 8 cm, so a peg goes 2 cm deep at either end before it meets the pin.
+PEG_HALF = (0.06, 0.01, 0.01)
+SOCKET_HALF = (0.06, 0.02, 0.02)
+SOCKET_INNER_HALF = 0.018
+PIN_HALF_LENGTH = 0.04
+# The pinch point of a vx300s gripper, on gripper_link's x axis (along the fingers): between
+# the finger pads, 2.4 cm short of the fingertips.
+PINCH = 0.13
+PINCH_TO_TIP = 0.024
 
 
 def aloha_model_dir() -> Path:
     return Path(str(files('gym_aloha') / 'assets'))
 
 
-def aloha_transfer_cube(max_width: int = 640, max_height: int = 480) -> mujoco.MjModel:
-    """gym-aloha's bimanual vx300s scene with the red box, cameras named as on a real ALOHA."""
-    spec = mujoco.MjSpec.from_file(str(aloha_model_dir() / 'bimanual_viperx_transfer_cube.xml'))
+def _aloha(scene: str, max_width: int, max_height: int) -> mujoco.MjModel:
+    """gym-aloha's bimanual vx300s `scene`, set up like the real rig and for a CPU.
+
+    Cameras are named as on a real ALOHA, each gripper has a `pinch` site, no shadows.
+    """
+    spec = mujoco.MjSpec.from_file(str(aloha_model_dir() / scene))
     spec.visual.global_.offwidth = max_width
     spec.visual.global_.offheight = max_height
     spec.visual.quality.shadowsize = 0
@@ -141,4 +155,15 @@ def aloha_transfer_cube(max_width: int = 640, max_height: int = 480) -> mujoco.M
         wrist = gripper.add_camera(name=f'cam_{side}_wrist', pos=[-0.04, 0.0, 0.1], fovy=70.0)
         wrist.mode = mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY
         wrist.targetbody = f'vx300s_{side}/camera_focus'
+        gripper.add_site(name=f'vx300s_{side}/pinch', pos=[PINCH, 0.0, 0.0], size=[0.005] * 3)
     return spec.compile()
+
+
+def aloha_transfer_cube(max_width: int = 640, max_height: int = 480) -> mujoco.MjModel:
+    """The bimanual vx300s with gym-aloha's red box."""
+    return _aloha('bimanual_viperx_transfer_cube.xml', max_width, max_height)
+
+
+def aloha_insertion(max_width: int = 640, max_height: int = 480) -> mujoco.MjModel:
+    """The bimanual vx300s with gym-aloha's red peg and blue socket."""
+    return _aloha('bimanual_viperx_insertion.xml', max_width, max_height)

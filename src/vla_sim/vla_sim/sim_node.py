@@ -39,10 +39,10 @@ from vla_common.qos import LATCHED_QOS
 from vla_common.qos import STATE_QOS
 from vla_msgs.srv import ResetScene
 from vla_perception.image_conversion import numpy_to_image
-from vla_sim.config import EXPERT_TASKS
 from vla_sim.config import PARAMETERS
 from vla_sim.config import SimConfig
-from vla_sim.experts import PickCubeExpert
+from vla_sim.experts import ScriptedExpert
+from vla_sim.experts import expert_for
 from vla_sim.simulation import CommandRejectedError
 from vla_sim.simulation import Simulation
 from vla_sim.simulation import intrinsics
@@ -59,8 +59,6 @@ class SimNode(VlaNode):
         self.config = SimConfig.from_params(declare_parameters(self, PARAMETERS))
         config = self.config
         self.sim = Simulation(config.robot, config.task, config.width, config.height)
-        if config.expert and self.sim.task.name not in EXPERT_TASKS:
-            raise ConfigError(f'no scripted expert for task {self.sim.task.name!r} yet')
         known = [self.sim.model.camera(i).name for i in range(self.sim.model.ncam)]
         missing = [c for c in config.cameras if c not in known]
         if missing:
@@ -74,7 +72,7 @@ class SimNode(VlaNode):
         self._rtf = 0.0
         self._scene = 0  # counts resets: results of a previous scene are not published
         self._clock_offset = 0.0
-        self._expert: PickCubeExpert | None = None
+        self._expert: ScriptedExpert | None = None
         self._leader = None  # the expert's last leader position
         self._leader_pub = None
         if config.expert:
@@ -136,8 +134,8 @@ class SimNode(VlaNode):
             self._clock_offset += time_before  # /clock never runs backwards across resets
             self._scene += 1
             self._success = False
-            if self._leader_pub is not None and self.sim.task.name in EXPERT_TASKS:
-                self._expert = PickCubeExpert(self.sim)
+            if self._leader_pub is not None:
+                self._expert = expert_for(self.sim)
                 self._leader = None
         self._instruction_pub.publish(String(data=instruction))
         return instruction

@@ -18,6 +18,7 @@ from vla_common.errors import ConfigError
 from vla_sim.config import ROBOT_TASKS
 from vla_sim.config import SIMULATED_ROBOTS
 from vla_sim.scene import ALOHA_ARM
+from vla_sim.scene import aloha_insertion
 from vla_sim.scene import aloha_transfer_cube
 from vla_sim.scene import so101_tabletop
 from vla_sim.tasks import SO101_HOME
@@ -38,7 +39,6 @@ class RobotModel:
     one gripper value drives two finger slides).
     """
 
-    build: Callable[[int, int], mujoco.MjModel]
     joints: tuple[tuple[str, tuple[tuple[str, float], ...]], ...]
     home: tuple[float, ...]
 
@@ -61,12 +61,16 @@ SO101_JOINTS = (
     'gripper',
 )
 ROBOT_MODELS = {
-    'so101': RobotModel(so101_tabletop, tuple((j, ((j, 1.0),)) for j in SO101_JOINTS), SO101_HOME),
-    'aloha': RobotModel(
-        aloha_transfer_cube, _aloha_joints(), (0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 0.024) * 2
-    ),
+    'so101': RobotModel(tuple((j, ((j, 1.0),)) for j in SO101_JOINTS), SO101_HOME),
+    'aloha': RobotModel(_aloha_joints(), (0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 0.024) * 2),
 }
 ROBOT_MODELS['so100'] = ROBOT_MODELS['so101']  # same kinematics and servos
+# The scene each task is played in: a function of (max_width, max_height) -> model.
+SCENES: dict[str, Callable[[int, int], mujoco.MjModel]] = {
+    'pick_cube': so101_tabletop,
+    'transfer_cube': aloha_transfer_cube,
+    'insertion': aloha_insertion,
+}
 
 
 class Simulation:
@@ -81,7 +85,10 @@ class Simulation:
             available = ', '.join(SIMULATED_ROBOTS)
             raise ConfigError(f'no simulation of robot {robot!r}; available: {available}')
         description = ROBOT_MODELS[robot]
-        self.model = description.build(max_width, max_height)
+        self.tasks = ROBOT_TASKS[robot]
+        task = task or self.tasks[0]
+        self._check_task(task)
+        self.model = SCENES[task](max_width, max_height)
         self.data = mujoco.MjData(self.model)
         self.home = np.array(description.home)
         actuator_of = {int(self.model.actuator_trnid[a, 0]): a for a in range(self.model.nu)}
@@ -101,14 +108,13 @@ class Simulation:
         )
         self.lower = self.model.actuator_ctrlrange[self._actuators, 0].copy()
         self.upper = self.model.actuator_ctrlrange[self._actuators, 1].copy()
-        self.task = self._make_task(task or ROBOT_TASKS[robot])
+        self.task = TASKS[task](self.model)
         self.seed = 0
         self.instruction = ''
 
-    def _make_task(self, name: str):
-        if name not in TASKS:
-            raise ConfigError(f'unknown task {name!r}; available: {", ".join(TASKS)}')
-        return TASKS[name](self.model)
+    def _check_task(self, task: str) -> None:
+        if task not in self.tasks:
+            raise ConfigError(f'unknown task {task!r}; available: {", ".join(self.tasks)}')
 
     # --- robot interface ----------------------------------------------------------------------
 
@@ -164,7 +170,12 @@ class Simulation:
         if seed < 0:
             raise ConfigError(f'seed must be >= 0, got {seed}')
         if task and task != self.task.name:
-            self.task = self._make_task(task)
+            self._check_task(task)
+            if SCENES[task] is not SCENES[self.task.name]:
+                raise ConfigError(
+                    f'task {task!r} has its own scene: start the simulation with task:={task}'
+                )
+            self.task = TASKS[task](self.model)
         mujoco.mj_resetData(self.model, self.data)
         for drives, home in zip(self._drives, self.home, strict=True):
             for actuator, adr, sign in drives:
