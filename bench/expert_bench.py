@@ -1,9 +1,13 @@
-"""Scripted expert success rates: SO-101 pick-cube, at least 50 resets per colour.
+"""Scripted expert success rates: SO-101 pick-cube per colour, ALOHA transfer cube and insertion.
 
-    source env.sh && python bench/expert_bench.py [--per-colour 50] [--first-seed 100]
+    source env.sh && python bench/expert_bench.py [--episodes 50] [--first-seed 100]
+        [--delay-ms 60] [--tasks pick_cube,transfer_cube,insertion]
 
-Runs the expert against the simulator core (no ROS) at 50 Hz, seeds in order from
---first-seed until every colour has been asked for --per-colour times.
+Runs each expert against the simulator core (no ROS) at 50 Hz on seeded resets: pick_cube
+until every colour has been asked for --episodes times, the ALOHA tasks --episodes times.
+Then again with the expert's targets reaching the arm --delay-ms late, as through the teleop
+node (leader -> DDS -> teleop -> DDS -> sim), since an expert that steers by what it sees
+can fail only when its commands lag.
 """
 
 from __future__ import annotations
@@ -11,41 +15,68 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
+from collections import deque
 
 import numpy as np
 
-from vla_sim.experts import PickCubeExpert
-from vla_sim.experts import run_expert_episode
+from vla_sim.experts import expert_for
 from vla_sim.simulation import Simulation
 
-COLOURS = ('red', 'green', 'blue')
+ROBOTS = {'pick_cube': 'so101', 'transfer_cube': 'aloha', 'insertion': 'aloha'}
+DT = 0.02  # s: the expert's rate, as the sim node's expert_rate_hz
+
+
+def run_episode(sim: Simulation, seed: int, delay_steps: int):
+    """One expert episode; returns (outcome, episode seconds)."""
+    sim.reset(seed)
+    expert = expert_for(sim)
+    pending: deque[np.ndarray] = deque()
+    t, outcome = 0.0, None
+    while (targets := expert.targets(t)) is not None:
+        pending.append(np.clip(targets, sim.lower, sim.upper))
+        if len(pending) > delay_steps:
+            sim.command(list(sim.joint_names), pending.popleft().tolist())
+        outcome = sim.step(DT)
+        t += DT
+    return outcome, t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--per-colour', type=int, default=50)
+    parser.add_argument('--episodes', type=int, default=50, help='per colour / per ALOHA task')
     parser.add_argument('--first-seed', type=int, default=100)
+    parser.add_argument('--delay-ms', type=float, default=60.0, help='0: no delayed run')
+    parser.add_argument('--tasks', default=','.join(ROBOTS))
     args = parser.parse_args()
-    sim = Simulation('so101', 'pick_cube', 64, 48)
-    results: dict[str, list] = defaultdict(list)
-    seed, start = args.first_seed, time.perf_counter()
-    while min(len(results[c]) for c in COLOURS) < args.per_colour:
-        outcome = run_expert_episode(sim, seed)
-        if len(results[sim.task.target]) < args.per_colour:
-            results[sim.task.target].append(outcome)
-            if not outcome.success:
-                print(f'seed {seed}: {sim.instruction}: failed ({outcome})')
-        seed += 1
+    delays = [0] + ([round(args.delay_ms / 1000 / DT)] if args.delay_ms > 0 else [])
     print(
-        f'SO-101 pick_cube expert, seeds {args.first_seed}-{seed - 1}, episode '
-        f'{PickCubeExpert(sim).duration:.1f} s, {time.perf_counter() - start:.0f} s wall'
+        f'{"task":14} {"asked":16} {"delay":>6} {"episodes":>9} {"success":>8} '
+        f'{"wrong obj":>9} {"episode":>8} {"wall":>6}'
     )
-    print(f'{"colour":8} {"episodes":>9} {"success":>8} {"wrong object":>13}')
-    for colour in COLOURS:
-        outcomes = results[colour]
-        success = np.mean([o.success for o in outcomes]) * 100
-        wrong = np.mean([o.wrong_object for o in outcomes]) * 100
-        print(f'{colour:8} {len(outcomes):9d} {success:7.1f}% {wrong:12.1f}%')
+    for task in args.tasks.split(','):
+        sim = Simulation(ROBOTS[task], task, 64, 48)
+        for delay in delays:
+            results: dict[str, list] = defaultdict(list)
+            seed, start, duration = args.first_seed, time.perf_counter(), 0.0
+            while True:
+                outcome, duration = run_episode(sim, seed, delay)
+                asked = sim.task.target if task == 'pick_cube' else 'all'
+                if len(results[asked]) < args.episodes:
+                    results[asked].append(outcome)
+                    if not outcome.success:
+                        print(f'  {task} seed {seed} delay {delay * DT * 1000:.0f} ms: failed')
+                seed += 1
+                wanted = 3 if task == 'pick_cube' else 1
+                if len(results) == wanted and min(map(len, results.values())) >= args.episodes:
+                    break
+            wall = time.perf_counter() - start
+            for asked, outcomes in sorted(results.items()):
+                success = np.mean([o.success for o in outcomes]) * 100
+                wrong = np.mean([o.wrong_object for o in outcomes]) * 100
+                print(
+                    f'{task:14} {asked:16} {delay * DT * 1000:4.0f}ms {len(outcomes):9d} '
+                    f'{success:7.1f}% {wrong:8.1f}% {duration:7.1f}s {wall:5.0f}s'
+                )
 
 
 if __name__ == '__main__':

@@ -109,8 +109,6 @@ class ArmTrack:
     along, and the gripper moves linearly.
     """
 
-    integral_gain = 2.0  # 1/s: removes the sag of soft position servos under gravity
-
     def __init__(
         self,
         sim,
@@ -119,10 +117,12 @@ class ArmTrack:
         gripper: int,
         waypoints: Sequence[Waypoint],
         correction_limit: float = 0.2,
+        integral_gain: float = 4.0,
     ):
+        """`integral_gain` (1/s) and `correction_limit` (rad): the push against sag."""
         self.sim, self.ik = sim, ik
         self.arm, self.gripper = list(arm), gripper
-        self.correction_limit = correction_limit
+        self.correction_limit, self.integral_gain = correction_limit, integral_gain
         q = sim.joint_state()[0]
         self._q = q[self.arm].copy()
         self._correction = np.zeros(len(self.arm))
@@ -252,7 +252,7 @@ class PickCubeExpert(ScriptedExpert):
 class AlohaExpert(ScriptedExpert):
     """Both vx300s arms, steered by their grippers' pinch points."""
 
-    def arm_track(self, side: str, legs, fingers, across, correction_limit=0.3) -> ArmTrack:
+    def arm_track(self, side: str, legs, fingers, across) -> ArmTrack:
         names = self.sim.joint_names
         arm = [names.index(f'{side}_{joint}') for joint in ALOHA_ARM]
         ik = ArmIK(
@@ -266,7 +266,10 @@ class AlohaExpert(ScriptedExpert):
             arm,
             names.index(f'{side}_gripper'),
             _timed(legs, fingers, across),
-            correction_limit,
+            # The wrist servos are soft (kp 10-50) and slow: pushed harder, they overshoot and
+            # swing the held peg once commands lag (teleop: insertion 20/20 -> 16/20 at 60 ms).
+            correction_limit=0.3,
+            integral_gain=2.0,
         )
 
 
