@@ -28,11 +28,14 @@ def launch_nodes(context, *args, **kwargs):
         from launch.actions import IncludeLaunchDescription
         from launch.launch_description_sources import PythonLaunchDescriptionSource
 
+        from vla_sim.gazebo import write_world
+
+        world = write_world(arguments['robot'])  # table, cubes and cameras of the MuJoCo scene
         gz_sim = f'{get_package_share_directory("ros_gz_sim")}/launch/gz_sim.launch.py'
         gazebo.append(
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(gz_sim),
-                launch_arguments={'gz_args': '-r empty.sdf'}.items(),
+                launch_arguments={'gz_args': f'-r {world}'}.items(),
             )
         )
     return gazebo + [

@@ -173,12 +173,20 @@ def test_gazebo_graph_spawns_ros2_control_and_drives_the_trajectory_controller()
     assert [(s.package, s.executable) for s in specs] == [
         ('robot_state_publisher', 'robot_state_publisher'),
         ('ros_gz_sim', 'create'),
+        ('ros_gz_bridge', 'parameter_bridge'),
         ('controller_manager', 'spawner'),
         ('controller_manager', 'spawner'),
         ('vla_control', 'controller_node'),
     ]
-    assert specs[2].arguments == ('joint_state_broadcaster',)
-    controller = specs[4].parameters
+    assert specs[2].arguments == (
+        '/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock',
+        'camera/front/image_raw@sensor_msgs/msg/Image[gz.msgs.Image',
+        'camera/front/camera_info@sensor_msgs/msg/CameraInfo[gz.msgs.CameraInfo',
+        'camera/wrist/image_raw@sensor_msgs/msg/Image[gz.msgs.Image',
+        'camera/wrist/camera_info@sensor_msgs/msg/CameraInfo[gz.msgs.CameraInfo',
+    )
+    assert specs[3].arguments == ('joint_state_broadcaster',)
+    controller = specs[5].parameters
     assert controller['publish_trajectory'] is True
     assert controller['trajectory_topic'] == 'joint_trajectory_controller/joint_trajectory'
     urdf = ET.fromstring(specs[0].parameters['robot_description'])

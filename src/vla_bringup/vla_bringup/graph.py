@@ -335,10 +335,13 @@ def _gazebo_graph(robot: str, mode: str) -> list[NodeSpec]:
     """Gazebo + ros2_control in place of vla_sim (robot.launch.py also starts gz sim itself).
 
     joint_states come from joint_state_broadcaster; the chunk controller drives
-    joint_trajectory_controller with JointTrajectory messages. Cameras are not bridged yet.
+    joint_trajectory_controller with JointTrajectory messages; ros_gz_bridge carries /clock
+    and the cameras' images and camera_info (sensors in vla_sim.gazebo's world and URDF).
     """
     from vla_sim.gazebo import BROADCASTER
     from vla_sim.gazebo import TRAJECTORY_CONTROLLER
+    from vla_sim.gazebo import bridge_arguments
+    from vla_sim.gazebo import camera_sizes
     from vla_sim.gazebo import gazebo_urdf
 
     if mode not in ('cameras', 'control'):
@@ -357,6 +360,12 @@ def _gazebo_graph(robot: str, mode: str) -> list[NodeSpec]:
             'spawn_robot',
             required=False,
             arguments=('-topic', 'robot_description', '-name', robot),
+        ),
+        NodeSpec(
+            'ros_gz_bridge',
+            'parameter_bridge',
+            'gz_bridge',
+            arguments=bridge_arguments(camera_sizes(robot)),
         ),
         NodeSpec(
             'controller_manager',
