@@ -2,9 +2,10 @@
 
 Inverse kinematics is damped least squares on MuJoCo's site Jacobians, solved on a private
 copy of the state so the physics is never touched. Each arm follows timed waypoints of a site
-(position, two axes, gripper); an integral term pushes joints that sag under gravity, as a
-person watching the follower would. The expert reads the scene (object poses) from the
-simulator: it is a demonstrator, not a policy.
+(position, two axes, gripper); the joint targets aim past the IK solution by what the position
+servos sag, from the model's gravity torques or, where friction makes that unknown, an
+integral of the measured error (as a person watching the follower would). The expert reads
+the scene (object poses) from the simulator: it is a demonstrator, not a policy.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class ArmIK:
         self.data = mujoco.MjData(model)
         self.site = model.site(site).id
         self._qpos = np.array([model.jnt_qposadr[model.joint(n).id] for n in arm])
-        self._dof = np.array([model.jnt_dofadr[model.joint(n).id] for n in arm])
+        self.dofs = np.array([model.jnt_dofadr[model.joint(n).id] for n in arm])
         self._lower = model.jnt_range[[model.joint(n).id for n in arm], 0]
         self._upper = model.jnt_range[[model.joint(n).id for n in arm], 1]
 
@@ -72,7 +73,7 @@ class ArmIK:
                 np.cross(rotation[:, 0], fingers) + np.cross(rotation[:, 1], across)
             )
             mujoco.mj_jacSite(self.model, data, jacp, jacr, self.site)
-            jacobian = np.vstack([jacp[:, self._dof], 0.3 * jacr[:, self._dof]])
+            jacobian = np.vstack([jacp[:, self.dofs], 0.3 * jacr[:, self.dofs]])
             error = np.concatenate([position_error, 0.3 * orientation_error])
             damping = 1e-4 * np.eye(6)  # 5 joints (SO-101) cannot reach every pose: least squares
             step = jacobian.T @ np.linalg.solve(jacobian @ jacobian.T + damping, error)
@@ -116,13 +117,21 @@ class ArmTrack:
         arm: Sequence[int],
         gripper: int,
         waypoints: Sequence[Waypoint],
+        integral_gain: float = 0.0,
         correction_limit: float = 0.2,
-        integral_gain: float = 4.0,
+        gravity_feedforward: bool = False,
     ):
-        """`integral_gain` (1/s) and `correction_limit` (rad): the push against sag."""
+        """Against sag, two ways.
+
+        `gravity_feedforward` adds gravity torque / servo gain to the targets;
+        `integral_gain` (1/s) integrates the measured error, up to `correction_limit` (rad).
+        The integral also removes friction's error, but winds up while the follower lags
+        (teleop stalls) and then overshoots; the feedforward cannot wind up.
+        """
         self.sim, self.ik = sim, ik
         self.arm, self.gripper = list(arm), gripper
         self.correction_limit, self.integral_gain = correction_limit, integral_gain
+        self.gravity_feedforward = gravity_feedforward
         q = sim.joint_state()[0]
         self._q = q[self.arm].copy()
         self._correction = np.zeros(len(self.arm))
@@ -172,6 +181,10 @@ class ArmTrack:
         limit = self.correction_limit
         self._correction = np.clip(self._correction, -limit, limit)
         q[self.arm] = self._q + self._correction
+        if self.gravity_feedforward:
+            data = self.ik.data  # at the solution of the last solve
+            mujoco.mj_forward(self.ik.model, data)
+            q[self.arm] += data.qfrc_bias[self.ik.dofs] / self.sim.position_gains[self.arm]
         q[self.gripper] = pose.grip
 
 
@@ -246,7 +259,10 @@ class PickCubeExpert(ScriptedExpert):
         arm = [i for i, n in enumerate(sim.joint_names) if n != 'gripper']
         ik = ArmIK(sim.model, [sim.joint_names[i] for i in arm], SITE)
         gripper = sim.joint_names.index('gripper')
-        return [ArmTrack(sim, ik, arm, gripper, _timed(legs, DOWN, across))]
+        track = ArmTrack(
+            sim, ik, arm, gripper, _timed(legs, DOWN, across), gravity_feedforward=True
+        )
+        return [track]
 
 
 class AlohaExpert(ScriptedExpert):
@@ -266,10 +282,11 @@ class AlohaExpert(ScriptedExpert):
             arm,
             names.index(f'{side}_gripper'),
             _timed(legs, fingers, across),
-            # The wrist servos are soft (kp 10-50) and slow: pushed harder, they overshoot and
-            # swing the held peg once commands lag (teleop: insertion 20/20 -> 16/20 at 60 ms).
-            correction_limit=0.3,
+            # The joints' friction (up to 60 N m) leaves errors gravity does not explain: an
+            # integral, gentle because the wrist servos are soft (kp 10-50) and slow (pushed at
+            # 4/s they overshoot and swing a held peg when commands lag: insertion 16/20 at 60 ms).
             integral_gain=2.0,
+            correction_limit=0.3,
         )
 
 

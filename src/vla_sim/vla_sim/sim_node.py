@@ -74,6 +74,10 @@ class SimNode(VlaNode):
         self._clock_offset = 0.0
         self._expert: ScriptedExpert | None = None
         self._leader = None  # the expert's last leader position
+        # Sim time the expert started moving: at the first valid joint_command after a reset,
+        # so that it never runs ahead of a follower that is not listening yet (at start-up).
+        self._expert_start: float | None = None
+        self._commanded = False
         self._leader_pub = None
         if config.expert:
             self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', STATE_QOS)
@@ -109,6 +113,7 @@ class SimNode(VlaNode):
         try:
             with self._lock:
                 self.sim.command(list(msg.name), list(msg.position))
+                self._commanded = True
         except CommandRejectedError as exc:
             self._rejected += 1
             self._last_rejection = str(exc)
@@ -137,6 +142,7 @@ class SimNode(VlaNode):
             if self._leader_pub is not None:
                 self._expert = expert_for(self.sim)
                 self._leader = None
+                self._expert_start, self._commanded = None, False
         self._instruction_pub.publish(String(data=instruction))
         return instruction
 
@@ -209,11 +215,22 @@ class SimNode(VlaNode):
                 renderer.close()
 
     def _publish_leader(self, t: float, stamp: Time) -> None:
-        """The expert's arm, as a leader arm would report it; held still once the task is done."""
+        """The expert's arm, as a leader arm would report it; held still once the task is done.
+
+        It holds its first pose until a joint_command shows that the follower listens.
+        """
         with self._lock:
-            targets = self._expert.targets(t) if self._expert is not None else None
+            if self._expert is not None and self._expert_start is None and self._commanded:
+                self._expert_start = t
+                self.get_logger().info(f'expert: moving (sim time {t:.2f} s)')
+            elapsed = 0.0 if self._expert_start is None else t - self._expert_start
+            targets = self._expert.targets(elapsed) if self._expert is not None else None
             if targets is not None:
                 self._leader = np.clip(targets, self.sim.lower, self.sim.upper)
+            elif self._expert is not None:
+                result = 'success' if self._success else 'no success yet'
+                self.get_logger().info(f'expert: done after {elapsed:.2f} s, {result}')
+                self._expert = None  # the leader holds its last position
             position = self._leader
         if position is None:
             return

@@ -106,6 +106,8 @@ class Simulation:
         self._dof_adr = np.array(
             [self.model.jnt_dofadr[int(self.model.actuator_trnid[a, 0])] for a in self._actuators]
         )
+        # Position servo gains (force per rad or m of error), per robot joint.
+        self.position_gains = self.model.actuator_gainprm[self._actuators, 0].copy()
         self.lower = self.model.actuator_ctrlrange[self._actuators, 0].copy()
         self.upper = self.model.actuator_ctrlrange[self._actuators, 1].copy()
         self.task = TASKS[task](self.model)
