@@ -244,3 +244,25 @@ def test_cuda_bf16_graph_matches_cpu(so101):
         actions = gpu.infer(images_for(c), state, 'pick up').actions
         np.testing.assert_allclose(actions, expected, atol=0.1)
     assert reference.shape == actions.shape
+
+
+def test_film_makes_image_tokens_depend_on_the_instruction(so101):
+    torch.manual_seed(0)
+    model = VlaModel(preset_config('tiny', so101, film=True)).eval()
+    c = model.config
+    plain = VlaModel(preset_config('tiny', so101)).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if 'film' not in k})
+    images = torch.rand(1, len(c.cameras), 3, *c.image_size).expand(2, -1, -1, -1, -1)
+    language, mask = model.encode_language(['pick up the red cube', 'pick up the blue cube'])
+    obs = Observation(
+        language=language, language_mask=mask, state=torch.zeros(2, 6), images=images
+    )
+    with torch.no_grad():
+        tokens, _ = model.prefix_tokens(obs)
+        np.testing.assert_allclose(tokens, plain.prefix_tokens(obs)[0], atol=1e-6)  # zero init
+        model.film.weight.normal_(std=0.1)
+        tokens, _ = model.prefix_tokens(obs)
+    image = slice(0, c.image_tokens)
+    assert not torch.allclose(tokens[0, image], tokens[1, image], atol=1e-4), (
+        'the same images under two instructions give different image tokens'
+    )

@@ -48,6 +48,9 @@ class PolicyConfig:
     """Each camera becomes vision_grid x vision_grid tokens (feature maps are pooled to it)."""
     language: str = 'bytes'
     freeze_language: bool = True
+    film: bool = False
+    """The instruction scales and shifts every image token before the transformer (FiLM, as
+    RT-1 conditions its EfficientNet), so the image tokens can say where the asked thing is."""
     max_language_tokens: int = 24
     width: int = 256
     """Prefix transformer width."""
@@ -150,6 +153,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'vision_grid': 8,
         'language': 'minilm',
         'freeze_language': True,
+        'film': True,
         'max_language_tokens': 24,
         'width': 256,
         'depth': 4,

@@ -133,6 +133,10 @@ class VlaModel(nn.Module):
         self.image_proj = nn.Linear(self.vision.feature_channels, c.width)
         self.language_proj = nn.Linear(self.language_encoder.feature_channels, c.width)
         self.state_proj = nn.Linear(c.max_state_dim, c.width)
+        if c.film:  # zero-initialised: training starts from the unconditioned model
+            self.film = nn.Linear(c.width, 2 * c.width)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
         self.prefix_position = nn.Parameter(torch.randn(c.prefix_length, c.width) * 0.02)
         self.prefix_layers = nn.ModuleList(
             Block(c.width, c.heads, c.head_dim, c.mlp_ratio) for _ in range(c.depth)
@@ -195,6 +199,11 @@ class VlaModel(nn.Module):
             features = self.encode_images(obs.images)
         image_tokens = self.image_proj(features.flatten(3).transpose(2, 3).flatten(1, 2))
         language_tokens = self.language_proj(obs.language.to(self.dtype))
+        if self.config.film:
+            valid = obs.language_mask.to(language_tokens.dtype)[..., None]
+            sentence = (language_tokens * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+            scale, shift = self.film(sentence)[:, None].chunk(2, dim=-1)
+            image_tokens = image_tokens * (1.0 + scale) + shift
         state_token = self.state_proj(obs.state.to(self.dtype))[:, None]
         tokens = torch.cat([image_tokens, language_tokens, state_token], dim=1)
         tokens = tokens + self.prefix_position.to(tokens.dtype)
