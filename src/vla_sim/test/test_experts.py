@@ -60,3 +60,13 @@ def test_the_aloha_expert_inserts_the_peg_in_the_air(aloha_insertion, seed):
     assert aloha_insertion.time <= 8.0, 'within the episode limit of 400 steps at 50 Hz'
     task, data = aloha_insertion.task, aloha_insertion.data
     assert min(task.peg.height(data), task.socket.height(data)) > 0.05
+
+
+def test_every_task_of_every_robot_has_a_scene_a_judge_and_an_expert():
+    from vla_sim.config import ROBOT_TASKS
+    from vla_sim.experts import EXPERTS
+    from vla_sim.simulation import SCENES
+    from vla_sim.tasks import TASKS
+
+    tasks = {task for robot_tasks in ROBOT_TASKS.values() for task in robot_tasks}
+    assert tasks == set(SCENES) == set(TASKS) == set(EXPERTS)

@@ -23,9 +23,8 @@ from vla_sim.scene import PEG_HALF
 from vla_sim.scene import PINCH_TO_TIP
 from vla_sim.scene import SOCKET_HALF
 
-SITE = (
-    'gripperframe'  # on the SO-101's fixed jaw pad; x along the fingers, z toward the moving jaw
-)
+# The SO-101's IK site, on the fixed jaw's pad: x along the fingers, z toward the moving jaw.
+SITE = 'gripperframe'
 PAD_CLEARANCE = 0.015  # m from the pad centre to the cube face: pad half-width + 7 mm margin
 GRIPPER_OPEN = 1.2  # rad: wide open (the pads are 40 mm apart at 0.46 rad)
 GRIPPER_CLOSED = -0.15  # below the cube's width: the servo squeezes

@@ -126,6 +126,7 @@ class SimNode(VlaNode):
         try:
             response.instruction = self._reset(request.seed, request.task or None)
         except ConfigError as exc:
+            self.get_logger().error(f'sim/reset refused: {exc}')
             response.success, response.message = False, str(exc)
             return response
         response.success = True
