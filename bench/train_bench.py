@@ -73,8 +73,8 @@ def run(dataset: Path, out: Path, steps: int, batch: int, cache: bool, threads: 
     for _ in range(steps):
         tick = time.perf_counter()
         trainer.model.train()
-        obs, actions, mask = trainer.batch(trainer.train_episodes, trainer.generator, True)
-        loss = trainer.loss(obs, actions, mask, trainer.generator)
+        batch = trainer.batch(trainer.train_episodes, trainer.generator, True)
+        loss = trainer.loss(batch, trainer.generator)
         trainer.optimizer.zero_grad()
         loss.backward()
         trainer.optimizer.step()

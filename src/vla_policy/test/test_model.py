@@ -258,10 +258,10 @@ def test_film_makes_image_tokens_depend_on_the_instruction(so101):
         language=language, language_mask=mask, state=torch.zeros(2, 6), images=images
     )
     with torch.no_grad():
-        tokens, _ = model.prefix_tokens(obs)
+        tokens = model.prefix_tokens(obs)[0]
         np.testing.assert_allclose(tokens, plain.prefix_tokens(obs)[0], atol=1e-6)  # zero init
         model.film.weight.normal_(std=0.1)
-        tokens, _ = model.prefix_tokens(obs)
+        tokens = model.prefix_tokens(obs)[0]
     image = slice(0, c.image_tokens)
     assert not torch.allclose(tokens[0, image], tokens[1, image], atol=1e-4), (
         'the same images under two instructions give different image tokens'

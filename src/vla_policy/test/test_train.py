@@ -13,8 +13,10 @@ from vla_common.errors import ConfigError
 from vla_common.robot_config import load_robot_config
 from vla_policy.checkpoint import load_checkpoint
 from vla_policy.data import DatasetError
+from vla_policy.data import Episode
 from vla_policy.data import LeRobotDataset
 from vla_policy.data import chunk_rows
+from vla_policy.data import next_grasp_rows
 from vla_policy.finetune import BINS
 from vla_policy.finetune import from_bins
 from vla_policy.finetune import to_bins
@@ -178,11 +180,8 @@ def test_bad_datasets_are_named(dataset, tmp_path):
         Trainer(parse_arguments(['steps:=3']))
 
 
-def _observation_of(trainer, seed=5):
-    obs, actions, mask = trainer.batch(
-        trainer.train_episodes, torch.Generator().manual_seed(seed), False
-    )
-    return obs, actions, mask
+def _batch_of(trainer, seed=5):
+    return trainer.batch(trainer.train_episodes, torch.Generator().manual_seed(seed), False)
 
 
 def test_lora_trains_only_adapters_in_the_backbone_and_saves_a_plain_checkpoint(dataset, tmp_path):
@@ -202,7 +201,7 @@ def test_lora_trains_only_adapters_in_the_backbone_and_saves_a_plain_checkpoint(
         'the adapters learned'
     )
     plain, _ = load_checkpoint(checkpoint, load_robot_config('so101'))
-    obs, _, _ = _observation_of(trainer)
+    obs = _batch_of(trainer).obs
     noise = torch.randn(len(obs.state), trainer.config.chunk_length, trainer.config.max_action_dim)
     trainer.model.eval()
     with torch.no_grad():
@@ -213,7 +212,8 @@ def test_lora_trains_only_adapters_in_the_backbone_and_saves_a_plain_checkpoint(
 
 def test_knowledge_insulation_keeps_the_flow_loss_out_of_the_backbone(dataset, tmp_path):
     trainer = Trainer(params(dataset, tmp_path / 'ki', knowledge_insulation=True, steps=10))
-    obs, actions, mask = _observation_of(trainer)
+    batch = _batch_of(trainer)
+    obs, actions, mask = batch.obs, batch.actions, batch.mask
     model = trainer.model
 
     def gradients(loss):
@@ -224,7 +224,7 @@ def test_knowledge_insulation_keeps_the_flow_loss_out_of_the_backbone(dataset, t
         expert = [q.grad for q in model.expert_layers.parameters()]
         return backbone, expert
 
-    backbone, expert = gradients(trainer.loss(obs, actions, mask, torch.Generator()))
+    backbone, expert = gradients(trainer.loss(batch, torch.Generator()))
     assert all(g is None for g in backbone), 'the flow loss reached the backbone'
     assert all(g is not None and g.abs().sum() > 0 for g in expert)
     prefix = model.prefix_forward(obs)
@@ -235,7 +235,7 @@ def test_knowledge_insulation_keeps_the_flow_loss_out_of_the_backbone(dataset, t
     def total_loss():
         with torch.no_grad():
             generator = torch.Generator().manual_seed(1)
-            return trainer.loss(obs, actions, mask, generator, auxiliary=True)
+            return trainer.loss(batch, generator, auxiliary=True)
 
     first = total_loss()
     trainer.train()
@@ -275,7 +275,49 @@ def test_a_time_limit_stops_training_with_a_validated_checkpoint(dataset, tmp_pa
 
 def test_state_dropout_hides_the_state_in_training_batches_only(dataset, tmp_path):
     trainer = Trainer(params(dataset, tmp_path / 'dropout', state_dropout=1.0))
-    obs, _, _ = trainer.batch(trainer.train_episodes, torch.Generator().manual_seed(0), True)
+    obs = trainer.batch(trainer.train_episodes, torch.Generator().manual_seed(0), True).obs
     assert torch.count_nonzero(obs.state) == 0
-    obs, _, _ = trainer.batch(trainer.val_episodes, torch.Generator().manual_seed(0), False)
+    obs = trainer.batch(trainer.val_episodes, torch.Generator().manual_seed(0), False).obs
     assert torch.count_nonzero(obs.state) > 0
+
+
+def test_the_goal_of_each_frame_is_the_next_grasp_of_its_episode():
+    gripper = np.concatenate(
+        [
+            [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0],  # closes at 2, opens, closes again at 6
+            [1.0, 1.0, 1.0],  # never closes
+            [0.5, 0.5, 0.1, 0.1],  # closes at 2 (its own range's middle)
+            [1.0, 0.9, 1.0, 0.9],  # jitters while open: less than a quarter of the range
+        ]
+    )
+    actions = np.stack([np.arange(len(gripper)), gripper], axis=1)
+    episodes = [Episode(0, 7, 0, {}), Episode(1, 3, 7, {}), Episode(2, 4, 10, {})]
+    episodes.append(Episode(3, 4, 14, {}))
+    rows = next_grasp_rows(actions, episodes, [1])
+    np.testing.assert_array_equal(rows[:7], [2, 2, 2, 6, 6, 6, 6])
+    np.testing.assert_array_equal(rows[7:10], [-1, -1, -1])
+    np.testing.assert_array_equal(rows[10:14], [12, 12, 12, 12])
+    np.testing.assert_array_equal(rows[14:], [-1, -1, -1, -1])
+
+
+def test_the_goal_token_learns_the_next_grasp_pose(dataset, tmp_path):
+    trainer = Trainer(params(dataset, tmp_path / 'goal', steps=30))
+    assert trainer.config.goal_token
+    # The fixture's gripper closes in the episodes that move down, never in the others.
+    assert 0 < (trainer.goal_rows >= 0).mean() < 1
+    batch = _batch_of(trainer)
+    assert batch.goal_mask.any()
+    assert not batch.goal_mask.all()
+    with torch.no_grad():
+        guess = trainer.model.prefix_forward(batch.obs).goal
+    before = float(trainer.goal_error_of(trainer.model, guess, batch))
+    trainer.model.zero_grad(set_to_none=True)
+    trainer.loss(batch, torch.Generator(), auxiliary=True).backward()
+    assert trainer.model.goal.query[1].weight.grad.abs().sum() > 0, 'the instruction learns'
+    trainer.train()
+    with torch.no_grad():
+        guess = trainer.model.prefix_forward(batch.obs).goal
+    assert float(trainer.goal_error_of(trainer.model, guess, batch)) < before
+    assert trainer.history['val_goal'], 'held-out goal error is reported'
+    off = Trainer(params(dataset, tmp_path / 'off', goal_weight=0.0))
+    assert (off.goal_rows < 0).all()

@@ -51,6 +51,10 @@ class PolicyConfig:
     film: bool = False
     """The instruction scales and shifts every image token before the transformer (FiLM, as
     RT-1 conditions its EfficientNet), so the image tokens can say where the asked thing is."""
+    goal_token: bool = False
+    """Grounding: a prefix token that attends over the image tokens with a query made from the
+    instruction, trained (`vla train` goal_weight) to predict the arm's pose at its next grasp.
+    It binds the words to the object they name, which a flow loss alone learns slowly."""
     max_language_tokens: int = 24
     width: int = 256
     """Prefix transformer width."""
@@ -79,8 +83,8 @@ class PolicyConfig:
 
     @property
     def prefix_length(self) -> int:
-        """Image tokens, language tokens, one state token."""
-        return self.image_tokens + self.max_language_tokens + 1
+        """Image tokens, language tokens, one state token and the goal token (if on)."""
+        return self.image_tokens + self.max_language_tokens + 1 + self.goal_token
 
     def validate(self) -> None:
         problems = []
@@ -135,6 +139,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'vision_grid': 2,
         'language': 'bytes',
         'freeze_language': False,
+        'goal_token': True,
         'max_language_tokens': 16,
         'width': 64,
         'depth': 2,
@@ -154,6 +159,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'language': 'minilm',
         'freeze_language': True,
         'film': True,
+        'goal_token': True,
         'max_language_tokens': 24,
         'width': 256,
         'depth': 4,

@@ -255,3 +255,33 @@ def chunk_rows(episode: Episode, frame: int, horizon: int) -> tuple[np.ndarray, 
     rows = np.arange(episode.start + frame, episode.start + frame + horizon)
     end = episode.start + episode.length
     return rows.clip(max=end - 1), rows < end
+
+
+def next_grasp_rows(
+    actions: np.ndarray, episodes: list[Episode], grippers: list[int]
+) -> np.ndarray:
+    """Per data row: the row where the episode next closes a gripper, else its last such row.
+
+    A gripper closes where its command falls through the middle of that episode's range
+    (commands close downward on both robots here), if that range is at least a quarter of the
+    gripper's range over all episodes (a jittering gripper that stays open does not close). -1
+    for episodes that never close one. The arm's pose at a grasp says which object the episode
+    is about: the goal token's target.
+    """
+    goal = np.full(len(actions), -1, dtype=np.int64)
+    spans = {g: np.ptp(actions[:, g]) if len(actions) else 0.0 for g in grippers}
+    for episode in episodes:
+        rows = np.arange(episode.start, episode.start + episode.length)
+        closes: list[int] = []
+        for g in grippers:
+            command = actions[rows, g]
+            middle = (command.max() + command.min()) / 2
+            if np.ptp(command) > 0 and np.ptp(command) >= spans[g] / 4:
+                falls = (command[:-1] > middle) & (command[1:] <= middle)
+                closes += (np.flatnonzero(falls) + 1).tolist()
+        if not closes:
+            continue
+        closes = np.unique(closes)
+        upcoming = np.searchsorted(closes, np.arange(episode.length)).clip(max=len(closes) - 1)
+        goal[rows] = episode.start + closes[upcoming]
+    return goal

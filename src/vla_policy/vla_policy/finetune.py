@@ -80,6 +80,7 @@ class DiscreteActionHead(nn.Module):
         self.stride = max(1, config.chunk_length // predicted_steps)
         self.steps = len(range(0, config.chunk_length, self.stride))
         self.dims = config.action_dim
+        self.state_token = config.image_tokens + config.max_language_tokens
         w = config.width
         self.query = nn.Parameter(torch.randn(self.steps * self.dims, w) * 0.02)
         self.summary = nn.Linear(2 * w, w)
@@ -89,7 +90,8 @@ class DiscreteActionHead(nn.Module):
         """(B, steps * dims, BINS)."""
         mask = prefix.mask[..., None].to(prefix.hidden.dtype)
         mean = (prefix.hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        summary = self.summary(torch.cat([mean, prefix.hidden[:, -1]], dim=-1))
+        state = prefix.hidden[:, self.state_token]
+        summary = self.summary(torch.cat([mean, state], dim=-1))
         return self.mlp(summary[:, None] + self.query.to(summary.dtype)).float()
 
     def loss(self, prefix: Prefix, actions: torch.Tensor, action_mask: torch.Tensor):

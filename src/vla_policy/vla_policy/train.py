@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from vla_policy.data import DatasetError
 from vla_policy.data import LeRobotDataset
 from vla_policy.data import chunk_rows
 from vla_policy.data import frame_cache
+from vla_policy.data import next_grasp_rows
 from vla_policy.data import split_episodes
 from vla_policy.finetune import BIN_RANGE
 from vla_policy.finetune import DiscreteActionHead
@@ -80,6 +82,18 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         mean = out[i].mean()
         out[i] = (out[i] - mean) * (0.8 + 0.4 * contrast) + mean + (bright - 0.5) * 0.2
     return out.clamp(0, 1).view(b, n, *flat.shape[1:])
+
+
+class Batch(NamedTuple):
+    obs: Observation
+    actions: torch.Tensor
+    """(B, H, max_action_dim) normalised action chunks."""
+    mask: torch.Tensor
+    """(B, H) False past the episode end."""
+    goal: torch.Tensor
+    """(B, max_action_dim) normalised action at the next grasp (the goal token's target)."""
+    goal_mask: torch.Tensor
+    """(B,) False where the episode has no grasp."""
 
 
 class Trainer:
@@ -128,6 +142,7 @@ class Trainer:
             self.normalizer.normalize(ACTION, data.actions), self.config.max_action_dim
         )
         self.language = self._language_cache()
+        self.goal_rows = self._goal_rows()
         self.action_head = None
         if p['knowledge_insulation']:
             limit = BIN_RANGE[p['normalization']]
@@ -141,6 +156,7 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval() if p['ema_decay'] > 0 else None
         self.generator = torch.Generator().manual_seed(p['seed'])
         self.step = 0
+        self.goal_error = torch.tensor(float('nan'))
         self.history: dict[str, list] = {'train': [], 'val': []}
 
     def _robot_config(self, cameras: list[str]) -> dict[str, Any]:
@@ -160,6 +176,17 @@ class Trainer:
         }
         config['fps'] = self.data.fps
         return config
+
+    def _goal_rows(self) -> np.ndarray:
+        """Per row, the row of the next grasp (-1: none), when the goal token learns from it."""
+        none = np.full(len(self.actions), -1, dtype=np.int64)
+        if not (self.config.goal_token and self.p['goal_weight'] > 0):
+            return none
+        grippers = [i for i, n in enumerate(self.data.action_names) if 'gripper' in n]
+        rows = next_grasp_rows(self.data.actions, self.data.episodes, grippers)
+        covered = float((rows >= 0).mean())
+        print(f'goal token: next-grasp targets for {covered:.0%} of the frames')
+        return rows
 
     def _use_feature_cache(self) -> bool:
         return self.p['feature_cache'] and self.config.freeze_vision
@@ -219,7 +246,7 @@ class Trainer:
 
     # ----- batches -----
 
-    def batch(self, episodes, generator: torch.Generator, training: bool):
+    def batch(self, episodes, generator: torch.Generator, training: bool) -> Batch:
         c = self.config
         lengths = torch.tensor([e.length for e in episodes], dtype=torch.float64)
         picks = torch.multinomial(lengths, self.p['batch_size'], True, generator=generator)
@@ -262,13 +289,19 @@ class Trainer:
             obs.images = augment(images, generator) if training and self.p['augment'] else images
         actions = self.actions[torch.from_numpy(np.stack(targets))].to(self.device)
         mask = torch.from_numpy(np.stack(masks)).to(self.device)
-        return obs, actions, mask
+        goal_rows = torch.from_numpy(self.goal_rows[rows])
+        goal = self.actions[goal_rows.clamp(min=0)].to(self.device)
+        return Batch(obs, actions, mask, goal, (goal_rows >= 0).to(self.device))
 
     # ----- the loop -----
 
-    def loss(self, obs, actions, mask, generator, model=None, auxiliary=False) -> torch.Tensor:
-        """The flow-matching loss; with `auxiliary`, plus the binned-action loss (if on)."""
+    def loss(self, batch: Batch, generator, model=None, auxiliary=False) -> torch.Tensor:
+        """The flow-matching loss; with `auxiliary`, plus the enabled auxiliary losses.
+
+        Those are the binned-action loss (knowledge insulation) and the goal token's error.
+        """
         model = model or self.model
+        obs, actions, mask = batch.obs, batch.actions, batch.mask
         insulate = self.action_head is not None
         with torch.autocast('cuda', torch.bfloat16, enabled=self.device.type == 'cuda'):
             prefix = model.prefix_forward(obs)
@@ -276,7 +309,17 @@ class Trainer:
             if auxiliary and insulate:
                 discrete = self.action_head.loss(prefix, actions, mask)
                 loss = loss + self.p['discrete_loss_weight'] * discrete
+            if auxiliary and prefix.goal is not None and batch.goal_mask.any():
+                goal_error = self.goal_error_of(model, prefix.goal, batch)
+                self.goal_error = goal_error.detach()
+                loss = loss + self.p['goal_weight'] * goal_error
         return loss
+
+    @staticmethod
+    def goal_error_of(model: VlaModel, guess: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Mean squared error of the grasp guess, over real joints of episodes with a grasp."""
+        weight = batch.goal_mask[:, None] & model.action_dim_mask[None, :]
+        return ((guess - batch.goal) ** 2 * weight).sum() / weight.sum().clamp(min=1)
 
     def validate(self) -> float | None:
         """Mean loss of the (EMA) model on fixed held-out batches: comparable across steps."""
@@ -285,13 +328,18 @@ class Trainer:
         model = self.ema or self.model
         model.eval()
         generator = torch.Generator().manual_seed(self.p['seed'] + 1)
+        losses, goal_errors = [], []
         with torch.no_grad():
-            losses = [
-                float(
-                    self.loss(*self.batch(self.val_episodes, generator, False), generator, model)
-                )
-                for _ in range(4)
-            ]
+            for _ in range(4):
+                batch = self.batch(self.val_episodes, generator, False)
+                losses.append(float(self.loss(batch, generator, model)))
+                if self.goal_rows.max() >= 0 and batch.goal_mask.any():
+                    guess = model.prefix_forward(batch.obs).goal
+                    goal_errors.append(float(self.goal_error_of(model, guess, batch)))
+        if goal_errors:  # held out: does the goal token find the named object in new scenes?
+            self.history.setdefault('val_goal', []).append(
+                [self.step, float(np.mean(goal_errors))]
+            )
         return sum(losses) / len(losses)
 
     def train(self) -> Path:
@@ -315,8 +363,8 @@ class Trainer:
                 self.model.train()
                 for group in self.optimizer.param_groups:
                     group['lr'] = lr_at(self.step, p)
-                obs, actions, mask = self.batch(self.train_episodes, self.generator, True)
-                loss = self.loss(obs, actions, mask, self.generator, auxiliary=True)
+                batch = self.batch(self.train_episodes, self.generator, True)
+                loss = self.loss(batch, self.generator, auxiliary=True)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if p['grad_clip'] > 0:
@@ -341,9 +389,11 @@ class Trainer:
                     break
                 rate = samples / (time.perf_counter() - started)
                 val = self.history['val'][-1][1] if self.history['val'] else float('nan')
-                bar.set_postfix(
-                    loss=f'{loss.item():.4f}', val=f'{val:.4f}', samples_s=f'{rate:.1f}'
-                )
+                shown = {'loss': f'{loss.item():.4f}', 'val': f'{val:.4f}'}
+                if self.history.get('val_goal'):
+                    shown['goal'] = f'{self.goal_error.item():.3f}'
+                    shown['val_goal'] = f'{self.history["val_goal"][-1][1]:.3f}'
+                bar.set_postfix(shown, samples_s=f'{rate:.1f}')
                 bar.update(1)
         except KeyboardInterrupt:
             bar.close()

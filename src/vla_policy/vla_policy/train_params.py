@@ -43,6 +43,11 @@ TRAIN_PARAMETERS = [
         False,
         'The flow loss stops at the prefix; the prefix learns from 256-bin action tokens.',
     ),
+    Param(
+        'goal_weight',
+        1.0,
+        'Weight of the goal token loss (its guess of the pose at the next grasp; 0: off).',
+    ),
     Param('discrete_loss_weight', 1.0, 'Weight of the binned-action loss (knowledge insulation).'),
 ]
 

@@ -35,6 +35,12 @@ PARAMETERS = (
     Param('publish_clock', False, 'Publish simulated time on /clock (for use_sim_time nodes).'),
     Param('expert', False, 'Publish a scripted expert on leader/joint_states after each reset.'),
     Param('expert_rate_hz', 50.0, 'leader/joint_states rate of the expert, in simulated time.'),
+    Param(
+        'expert_delay_s',
+        1.0,
+        'Simulated seconds the expert holds its start pose once the follower listens, so a '
+        'recording started just after a reset begins at rest, where a policy starts.',
+    ),
 )
 
 
@@ -52,6 +58,7 @@ class SimConfig:
     publish_clock: bool = False
     expert: bool = False
     expert_rate_hz: float = 50.0
+    expert_delay_s: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'cameras', tuple(self.cameras))
@@ -63,6 +70,8 @@ class SimConfig:
             raise ConfigError(f'state_rate_hz must be in [100, 1000], got {self.state_rate_hz}')
         if not (math.isfinite(self.expert_rate_hz) and 1 <= self.expert_rate_hz <= 200):
             raise ConfigError(f'expert_rate_hz must be in [1, 200], got {self.expert_rate_hz}')
+        if not (math.isfinite(self.expert_delay_s) and 0 <= self.expert_delay_s <= 10):
+            raise ConfigError(f'expert_delay_s must be in [0, 10], got {self.expert_delay_s}')
         if not (0 < self.width <= 4096 and 0 < self.height <= 4096):
             raise ConfigError(
                 f'width and height must be in 1..4096, got {self.width}x{self.height}'

@@ -218,13 +218,14 @@ class SimNode(VlaNode):
     def _publish_leader(self, t: float, stamp: Time) -> None:
         """The expert's arm, as a leader arm would report it; held still once the task is done.
 
-        It holds its first pose until a joint_command shows that the follower listens.
+        It holds its first pose until a joint_command shows that the follower listens, and for
+        expert_delay_s after that.
         """
         with self._lock:
             if self._expert is not None and self._expert_start is None and self._commanded:
-                self._expert_start = t
-                self.get_logger().info(f'expert: moving (sim time {t:.2f} s)')
-            elapsed = 0.0 if self._expert_start is None else t - self._expert_start
+                self._expert_start = t + self.config.expert_delay_s
+                self.get_logger().info(f'expert: moving at sim time {self._expert_start:.2f} s')
+            elapsed = 0.0 if self._expert_start is None else max(0.0, t - self._expert_start)
             targets = self._expert.targets(elapsed) if self._expert is not None else None
             if targets is not None:
                 self._leader = np.clip(targets, self.sim.lower, self.sim.upper)

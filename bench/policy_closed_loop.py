@@ -1,0 +1,89 @@
+"""A checkpoint closed-loop in simulation without ROS: the policy's own upper bound.
+
+    source env.sh && python bench/policy_closed_loop.py CHECKPOINT [--episodes 12] [--seed 10000]
+
+The sim core and the policy runner in one process, in simulated time: every `--replan` steps
+the cameras render at the checkpoint's sizes, the policy infers a chunk from the instruction,
+the images and the joint state, and its targets are sent one per 1/fps. No controller, no
+transport, no latency: what fails here is the policy. Much faster than `vla eval` (no real-time
+pacing), so it ranks checkpoints; the numbers to report come from `vla eval` through the graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import mujoco
+import numpy as np
+import torch
+
+from vla_common.robot_config import load_robot_config
+from vla_policy.checkpoint import load_checkpoint
+from vla_policy.inference import PolicyRunner
+from vla_sim.simulation import Simulation
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('checkpoint')
+    parser.add_argument('--episodes', type=int, default=12)
+    parser.add_argument('--seed', type=int, default=10000)
+    parser.add_argument('--robot', default='so101')
+    parser.add_argument('--task', default='')
+    parser.add_argument('--replan', type=int, default=15, help='chunk steps run per inference')
+    parser.add_argument('--timeout', type=float, default=15.0, help='simulated seconds')
+    parser.add_argument('--threads', type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, norm = load_checkpoint(args.checkpoint, load_robot_config(args.robot))
+    config = model.config
+    runner = PolicyRunner(model, norm, seed=0)
+    sim = Simulation(args.robot, args.task or None)
+    renderers = {}  # one per camera size: a renderer draws at its own size only
+    for h, w in {tuple(shape) for shape in config.camera_shapes.values()}:
+        renderers[h, w] = mujoco.Renderer(sim.model, h, w)
+        renderers[h, w].scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+    order = [sim.joint_names.index(n) for n in config.joint_names]
+    period = 1.0 / config.fps
+
+    def images() -> dict[str, np.ndarray]:
+        frames = {}
+        for camera in config.cameras:
+            renderer = renderers[tuple(config.camera_shapes[camera])]
+            renderer.update_scene(sim.data, camera=camera)
+            frames[camera] = renderer.render().copy()
+        return frames
+
+    results = []
+    for k in range(args.episodes):
+        seed = args.seed + k
+        instruction = sim.reset(seed)
+        began, outcome = time.perf_counter(), None
+        while sim.time < args.timeout and not (
+            outcome and (outcome.success or outcome.wrong_object)
+        ):
+            state = sim.joint_state()[0][order]
+            chunk = runner.infer(images(), state, instruction)
+            for target in chunk.actions[: args.replan]:
+                targets = np.clip(target, sim.lower[order], sim.upper[order])
+                sim.command(config.joint_names, targets)
+                outcome = sim.step(period)
+                if outcome.success or outcome.wrong_object:
+                    break
+        results.append((instruction, outcome.success, outcome.wrong_object, sim.time))
+        print(
+            f'seed {seed} "{instruction}": '
+            + ('success' if outcome.success else 'wrong object' if outcome.wrong_object else 'no')
+            + f' at {sim.time:.1f} s sim ({time.perf_counter() - began:.0f} s wall)',
+            flush=True,
+        )
+    for renderer in renderers.values():
+        renderer.close()
+    success = np.mean([r[1] for r in results])
+    wrong = np.mean([r[2] for r in results])
+    print(f'{args.checkpoint}: success {success:.0%}, wrong object {wrong:.0%} of {len(results)}')
+
+
+if __name__ == '__main__':
+    main()
