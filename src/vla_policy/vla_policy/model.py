@@ -278,12 +278,12 @@ class VlaModel(nn.Module):
             goal = self.goal.head(goal_token).float()
         tokens = torch.cat(parts, dim=1) + self.prefix_position.to(image_tokens.dtype)
         b = tokens.shape[0]
-        ones = torch.ones(b, tokens.shape[1], dtype=torch.bool, device=tokens.device)
-        first_language = image_tokens.shape[1]
-        ones[:, first_language : first_language + language_tokens.shape[1]] = (
+        mask = torch.ones(b, tokens.shape[1], dtype=torch.bool, device=tokens.device)
+        first_language = image_tokens.shape[1]  # only padded language tokens are invisible
+        mask[:, first_language : first_language + language_tokens.shape[1]] = (
             obs.language_mask.bool()
         )
-        return tokens, ones, goal
+        return tokens, mask, goal
 
     def prefix_forward(self, obs: Observation) -> Prefix:
         """Run the prefix once: every layer's keys/values, the validity mask, the output."""
