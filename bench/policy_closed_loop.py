@@ -24,6 +24,29 @@ from vla_policy.inference import PolicyRunner
 from vla_sim.simulation import Simulation
 
 
+class SimCameras:
+    """The checkpoint's cameras rendered from the simulation at the sizes it was trained on."""
+
+    def __init__(self, sim: Simulation, config) -> None:
+        self.sim, self.config = sim, config
+        self.renderers = {}  # one per camera size: a renderer draws at its own size only
+        for h, w in {tuple(shape) for shape in config.camera_shapes.values()}:
+            self.renderers[h, w] = mujoco.Renderer(sim.model, h, w)
+            self.renderers[h, w].scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+
+    def render(self) -> dict[str, np.ndarray]:
+        frames = {}
+        for camera in self.config.cameras:
+            renderer = self.renderers[tuple(self.config.camera_shapes[camera])]
+            renderer.update_scene(self.sim.data, camera=camera)
+            frames[camera] = renderer.render().copy()
+        return frames
+
+    def close(self) -> None:
+        for renderer in self.renderers.values():
+            renderer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint')
@@ -40,21 +63,9 @@ def main() -> None:
     config = model.config
     runner = PolicyRunner(model, norm, seed=0)
     sim = Simulation(args.robot, args.task or None)
-    renderers = {}  # one per camera size: a renderer draws at its own size only
-    for h, w in {tuple(shape) for shape in config.camera_shapes.values()}:
-        renderers[h, w] = mujoco.Renderer(sim.model, h, w)
-        renderers[h, w].scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
     order = [sim.joint_names.index(n) for n in config.joint_names]
     period = 1.0 / config.fps
-
-    def images() -> dict[str, np.ndarray]:
-        frames = {}
-        for camera in config.cameras:
-            renderer = renderers[tuple(config.camera_shapes[camera])]
-            renderer.update_scene(sim.data, camera=camera)
-            frames[camera] = renderer.render().copy()
-        return frames
-
+    images = SimCameras(sim, config)
     results = []
     for k in range(args.episodes):
         seed = args.seed + k
@@ -64,7 +75,7 @@ def main() -> None:
             outcome and (outcome.success or outcome.wrong_object)
         ):
             state = sim.joint_state()[0][order]
-            chunk = runner.infer(images(), state, instruction)
+            chunk = runner.infer(images.render(), state, instruction)
             for target in chunk.actions[: args.replan]:
                 targets = np.clip(target, sim.lower[order], sim.upper[order])
                 sim.command(config.joint_names, targets)
@@ -78,8 +89,7 @@ def main() -> None:
             + f' at {sim.time:.1f} s sim ({time.perf_counter() - began:.0f} s wall)',
             flush=True,
         )
-    for renderer in renderers.values():
-        renderer.close()
+    images.close()
     success = np.mean([r[1] for r in results])
     wrong = np.mean([r[2] for r in results])
     print(f'{args.checkpoint}: success {success:.0%}, wrong object {wrong:.0%} of {len(results)}')

@@ -314,6 +314,7 @@ def test_the_goal_token_learns_the_next_grasp_pose(dataset, tmp_path):
     trainer.model.zero_grad(set_to_none=True)
     trainer.loss(batch, torch.Generator(), auxiliary=True).backward()
     assert trainer.model.goal.query[1].weight.grad.abs().sum() > 0, 'the instruction learns'
+    assert trainer.model.goal.stem.body[0].weight.grad.abs().sum() > 0, 'so does its stem'
     trainer.train()
     with torch.no_grad():
         guess = trainer.model.prefix_forward(batch.obs).goal
@@ -321,3 +322,14 @@ def test_the_goal_token_learns_the_next_grasp_pose(dataset, tmp_path):
     assert trainer.history['val_goal'], 'held-out goal error is reported'
     off = Trainer(params(dataset, tmp_path / 'off', goal_weight=0.0))
     assert (off.goal_rows < 0).all()
+
+
+def test_with_cached_features_the_goal_stem_still_sees_the_pixels(dataset, tmp_path):
+    trainer = Trainer(params(dataset, tmp_path / 'cached', preset='small_cpu', batch_size=4))
+    assert trainer.features is not None
+    assert trainer.config.goal_stem
+    batch = _batch_of(trainer)
+    assert batch.obs.image_features is not None
+    assert batch.obs.images.shape[-2:] == tuple(trainer.config.image_size)
+    trainer.loss(batch, torch.Generator(), auxiliary=True).backward()
+    assert trainer.model.goal.stem.body[0].weight.grad.abs().sum() > 0

@@ -55,6 +55,10 @@ class PolicyConfig:
     """Grounding: a prefix token that attends over the image tokens with a query made from the
     instruction, trained (`vla train` goal_weight) to predict the arm's pose at its next grasp.
     It binds the words to the object they name, which a flow loss alone learns slowly."""
+    goal_stem: bool = False
+    """The goal token looks through its own small trainable conv stem at stride 4 (32x32 cells
+    per camera at 128x128) instead of the shared image tokens: a 7-pixel cube is half a cell of
+    the 8x8 grid, too coarse to place a grasp within the gripper's reach."""
     max_language_tokens: int = 24
     width: int = 256
     """Prefix transformer width."""
@@ -113,6 +117,8 @@ class PolicyConfig:
             )
         if self.fps <= 0:
             problems.append('fps must be > 0')
+        if self.goal_stem and not self.goal_token:
+            problems.append('goal_stem needs goal_token')
         if problems:
             raise ConfigError('invalid policy config: ' + '; '.join(problems))
 
@@ -140,6 +146,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'language': 'bytes',
         'freeze_language': False,
         'goal_token': True,
+        'goal_stem': True,
         'max_language_tokens': 16,
         'width': 64,
         'depth': 2,
@@ -160,6 +167,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'freeze_language': True,
         'film': True,
         'goal_token': True,
+        'goal_stem': True,
         'max_language_tokens': 24,
         'width': 256,
         'depth': 4,

@@ -284,6 +284,8 @@ class Trainer:
             obs.image_features = torch.from_numpy(
                 np.asarray(self.features[rows], dtype=np.float32)
             ).to(self.device)
+            if c.goal_stem:  # unaugmented: a shifted crop would move where the cubes appear
+                obs.images = self._images(rows)
         else:
             images = self._images(rows)
             obs.images = augment(images, generator) if training and self.p['augment'] else images
