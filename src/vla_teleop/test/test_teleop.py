@@ -96,6 +96,23 @@ def test_follower_ramps_to_a_far_leader_and_stops_when_the_leader_is_silent():
     assert teleop.status(t + 0.5).startswith('leader silent')
 
 
+def test_a_follower_moved_by_a_scene_reset_is_followed_from_where_it_now_is():
+    teleop = Teleop(SO101, rate_hz=50.0, leader_timeout_s=0.2)
+    end = np.full(len(NAMES), 0.3)
+    teleop.on_state(NAMES, end.tolist(), 0.0)
+    teleop.on_leader(NAMES, end.tolist(), 0.0)
+    np.testing.assert_allclose(teleop.step(0.0).position, end)
+    # The scene resets: follower and leader are both back at the start pose at once.
+    start = np.zeros(len(NAMES))
+    teleop.on_state(NAMES, start.tolist(), 0.02)
+    teleop.on_leader(NAMES, start.tolist(), 0.02)
+    for k in range(10):
+        command = teleop.step(0.02 * (k + 1))
+        np.testing.assert_allclose(command.position, start, atol=1e-9)
+        teleop.on_state(NAMES, command.position.tolist(), 0.02 * (k + 1))
+        teleop.on_leader(NAMES, start.tolist(), 0.02 * (k + 1))
+
+
 def test_bad_rates_are_config_errors():
     with pytest.raises(ConfigError, match='rate_hz'):
         Teleop(SO101, rate_hz=0.0, leader_timeout_s=0.2)

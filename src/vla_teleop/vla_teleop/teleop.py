@@ -5,7 +5,8 @@ from the measured follower).
 
 No rclpy; time is passed in. Rules: no leader message for `leader_timeout_s`, or no follower
 state, means no command (the follower holds its last target); when the leader comes back the
-follower ramps to it from where it is, never jumps.
+follower ramps to it from where it is, never jumps; so it does when something else moved the
+follower (a scene reset).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ PARAMETERS = (
     Param('rate_hz', 50.0, 'joint_command rate.'),
     Param('leader_timeout_s', 0.2, 'Stop commanding when the leader is silent this long.'),
 )
+
+
+JUMP_TOLERANCE = 0.05
+"""rad: a follower reading may differ this much more than the joint could have moved."""
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Teleop:
         self._leader_time: float | None = None
         self._measured: np.ndarray | None = None
         self._state_time: float | None = None
+        self._teleported = False
         self.rejected = 0
         self.last_rejection = ''
 
@@ -73,8 +79,15 @@ class Teleop:
         if any(n not in index or index[n] >= len(positions) for n in self.limits.names):
             return
         measured = np.array([positions[index[n]] for n in self.limits.names], dtype=float)
-        if np.all(np.isfinite(measured)):
-            self._measured, self._state_time = measured, now
+        if not np.all(np.isfinite(measured)):
+            return
+        if self._measured is not None:
+            # Faster than any joint can move: a scene reset (or a hand) put it there. Ramping on
+            # from the last command would swing it back toward where it was (after a sim reset,
+            # toward the last episode's end and back, in the next recording's first frames).
+            reach = 2.0 * self.limits.velocity * (now - self._state_time) + JUMP_TOLERANCE
+            self._teleported |= bool(np.any(np.abs(measured - self._measured) > reach))
+        self._measured, self._state_time = measured, now
 
     def status(self, now: float) -> str:
         if self._state_time is None or now - self._state_time > self.state_timeout_s:
@@ -90,7 +103,8 @@ class Teleop:
         if self.status(now) != 'following':
             self.filter.position = None  # restart from the measured follower position
             return None
-        if not self.filter.ready:
+        if not self.filter.ready or self._teleported:
             self.filter.reset(self._measured)
+            self._teleported = False
         position, velocity, _ = self.filter.apply(self._target, self._measured, self.dt)
         return TeleopCommand(self.limits.names, position, velocity)
