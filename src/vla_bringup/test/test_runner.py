@@ -183,7 +183,7 @@ def test_vla_record_saves_successful_expert_episodes(run_command, tmp_path):
             'record',
             'robot:=so101',
             'episodes:=1',
-            'episode_s:=8',
+            'episode_s:=9',
             'keep:=success',
             f'dataset:={dataset}',
             'seed:=5',
@@ -195,5 +195,5 @@ def test_vla_record_saves_successful_expert_episodes(run_command, tmp_path):
     assert '[vla] done: 1 of 1 episodes saved' in runner.output
     info = json.loads((dataset / 'meta' / 'info.json').read_text())
     assert info['total_episodes'] == 1
-    assert 230 <= info['total_frames'] <= 245  # 8 s at 30 fps
+    assert 260 <= info['total_frames'] <= 275  # 9 s at 30 fps
     assert set(info['features']) >= {'observation.images.front', 'observation.images.wrist'}

@@ -3,6 +3,8 @@ import pytest
 
 from vla_sim.experts import SITE
 from vla_sim.experts import ArmIK
+from vla_sim.experts import PickCubeExpert
+from vla_sim.experts import expert_for
 from vla_sim.experts import run_expert_episode
 from vla_sim.simulation import Simulation
 
@@ -33,6 +35,24 @@ def test_the_expert_picks_the_asked_cube(sim, seed):
     assert outcome.success, f'seed {seed}: {sim.instruction}'
     assert not outcome.wrong_object
     assert outcome.lifted == (sim.task.target,)
+
+
+def test_the_pick_expert_first_misses_then_lines_up_the_same_way_for_a_seed(sim):
+    """The demonstrations show a correction: a rough hover off the cube, then the real one."""
+
+    def hovers(seed):
+        sim.reset(seed)
+        track = expert_for(sim).tracks[0]
+        rough, lined_up = track.waypoints[1], track.waypoints[3]
+        assert rough.position[2] == lined_up.position[2] == PickCubeExpert.hover
+        return rough.position - lined_up.position
+
+    misses = [hovers(seed) for seed in range(8)]
+    sizes = np.linalg.norm(misses, axis=1)
+    assert np.all(sizes <= PickCubeExpert.approach_miss + 1e-9)
+    assert sizes.max() > PickCubeExpert.approach_miss / 2, 'it does miss'
+    assert len({round(s, 6) for s in sizes}) == len(sizes), 'each scene its own miss'
+    np.testing.assert_array_equal(hovers(3), misses[3])
 
 
 @pytest.fixture(scope='module')

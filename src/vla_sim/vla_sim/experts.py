@@ -220,11 +220,20 @@ class ScriptedExpert:
 
 
 class PickCubeExpert(ScriptedExpert):
-    """SO-101: above the cube, down, close, lift, hold: a top-down grasp aligned with its faces."""
+    """SO-101: above the cube, down, close, lift, hold: a top-down grasp aligned with its faces.
+
+    Like a person at the leader arm, it first goes only roughly above the cube (up to
+    `approach_miss` off, the hand turned by the arm's heading alone), pauses, then lines the
+    jaws up with the cube, which the wrist camera sees. The demonstrations so show how to
+    correct a miss: a policy's own first approach misses by centimetres, and the grasp
+    forgives only about 5 mm and 0.2 rad. The miss is seeded by the scene (same seed, same
+    demonstration).
+    """
 
     hover = 0.15  # m above the table
     grasp = CUBE_HALF  # fixed-jaw pad centre level with the cube's centre
     lift = 0.15
+    approach_miss = 0.04  # m
 
     def make_tracks(self) -> list[ArmTrack]:
         sim, task = self.sim, self.sim.task
@@ -242,13 +251,20 @@ class PickCubeExpert(ScriptedExpert):
         above = np.array([beside[0], beside[1], self.hover])
         at = np.array([beside[0], beside[1], self.grasp])
         up = np.array([beside[0], beside[1], self.lift])
+        # Its own stream of the scene's seed: the task's stream placed the cubes.
+        rng = np.random.default_rng([sim.seed, 1])
+        miss = self.approach_miss * np.sqrt(rng.uniform()) * _unit_xy(rng.uniform(0, 2 * np.pi))
+        roughly_above = above + miss
         grip = float(sim.joint_state()[0][sim.joint_names.index('gripper')])
-        across = np.array([np.cos(yaw), np.sin(yaw), 0.0])
-        # (duration, site position, gripper at the end); the hand turns on the first leg, as it
-        # travels: turning it at once swept the other cubes. It opens only above the cube.
-        legs = [
-            (1.5, above, grip),
-            (0.4, above, GRIPPER_OPEN),
+        across = _unit_xy(yaw)
+        # The hand turns on the first leg, as it travels (turning it at once swept the other
+        # cubes); it opens only above the cube.
+        rough = [
+            Waypoint(1.5, roughly_above, DOWN, _unit_xy(heading), grip),
+            Waypoint(1.7, roughly_above, DOWN, _unit_xy(heading), grip),
+        ]
+        legs = [  # (duration, site position, gripper at the end)
+            (0.8, above, GRIPPER_OPEN),
             (1.2, at, GRIPPER_OPEN),
             (0.8, at, GRIPPER_CLOSED),
             (0.3, at, GRIPPER_CLOSED),
@@ -258,9 +274,8 @@ class PickCubeExpert(ScriptedExpert):
         arm = [i for i, n in enumerate(sim.joint_names) if n != 'gripper']
         ik = ArmIK(sim.model, [sim.joint_names[i] for i in arm], SITE)
         gripper = sim.joint_names.index('gripper')
-        track = ArmTrack(
-            sim, ik, arm, gripper, _timed(legs, DOWN, across), gravity_feedforward=True
-        )
+        waypoints = rough + _timed(legs, DOWN, across, start=rough[-1].time)
+        track = ArmTrack(sim, ik, arm, gripper, waypoints, gravity_feedforward=True)
         return [track]
 
 
@@ -405,6 +420,11 @@ def _timed(legs, fingers: np.ndarray, across: np.ndarray, start: float = 0.0) ->
         t += duration
         waypoints.append(Waypoint(t, np.asarray(position, float), fingers, across, grip))
     return waypoints
+
+
+def _unit_xy(angle: float) -> np.ndarray:
+    """The horizontal unit vector at `angle` (rad) from +x."""
+    return np.array([np.cos(angle), np.sin(angle), 0.0])
 
 
 def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
