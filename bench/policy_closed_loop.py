@@ -70,6 +70,7 @@ def main() -> None:
     for k in range(args.episodes):
         seed = args.seed + k
         instruction = sim.reset(seed)
+        runner.generator.manual_seed(seed)  # the same noise per scene, whichever ran before
         began, outcome = time.perf_counter(), None
         while sim.time < args.timeout and not (
             outcome and (outcome.success or outcome.wrong_object)
