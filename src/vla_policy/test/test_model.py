@@ -16,6 +16,7 @@ from vla_policy.inference import PolicyRunner
 from vla_policy.model import Guidance
 from vla_policy.model import Observation
 from vla_policy.model import VlaModel
+from vla_policy.normalization import RELATIVE_ACTION
 from vla_policy.normalization import Normalizer
 
 torch.set_num_threads(1)
@@ -165,7 +166,7 @@ def test_checkpoint_round_trip_and_runner(tmp_path, model, so101):
     rng = np.random.default_rng(0)
     stats = {
         f: {'mean': rng.normal(size=c.action_dim), 'std': rng.uniform(0.5, 2, c.action_dim)}
-        for f in ('observation.state', 'action')
+        for f in ('observation.state', 'action', RELATIVE_ACTION)
     }
     normalizer = Normalizer('mean_std', stats)
     save_checkpoint(tmp_path / 'ckpt', model, normalizer)
@@ -179,6 +180,28 @@ def test_checkpoint_round_trip_and_runner(tmp_path, model, so101):
     # Saving again over it replaces it whole.
     save_checkpoint(tmp_path / 'ckpt', model, Normalizer.identity(c.action_dim))
     assert load_checkpoint(tmp_path / 'ckpt')[1].stats['action']['std'].tolist() == [1.0] * 6
+
+
+def test_relative_actions_come_back_as_absolute_targets(model):
+    c = model.config
+    arm = np.array(c.relative_joints)
+    assert arm.tolist() == [True] * 5 + [False]  # the gripper stays absolute
+    normalizer = Normalizer.identity(c.action_dim)
+    state = np.linspace(-0.5, 0.5, c.action_dim)
+    chunk = PolicyRunner(model, normalizer, seed=3).infer(images_for(c), state, 'pick up')
+    runner = PolicyRunner(model, normalizer, seed=3)
+    obs = runner.observation(images_for(c), state, 'pick up')
+    raw = model.sample(obs, runner.noise())[0, :, : c.action_dim].double().numpy()
+    np.testing.assert_allclose(chunk.actions[:, arm], raw[:, arm] + state[arm], atol=1e-5)
+    np.testing.assert_allclose(chunk.actions[:, ~arm], raw[:, ~arm], atol=1e-5)
+
+
+def test_a_checkpoint_without_relative_action_statistics_is_refused(tmp_path, model):
+    absolute_only = Normalizer.identity(model.config.action_dim)
+    del absolute_only.stats[RELATIVE_ACTION]
+    save_checkpoint(tmp_path / 'ckpt', model, absolute_only)
+    with pytest.raises(ConfigError, match='no relative_action statistics'):
+        load_checkpoint(tmp_path / 'ckpt')
 
 
 def test_a_checkpoint_for_another_robot_is_refused_with_what_differs(tmp_path, model):

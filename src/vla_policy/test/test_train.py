@@ -17,10 +17,12 @@ from vla_policy.data import Episode
 from vla_policy.data import LeRobotDataset
 from vla_policy.data import chunk_rows
 from vla_policy.data import next_grasp_rows
+from vla_policy.data import relative_action_stats
 from vla_policy.finetune import BINS
 from vla_policy.finetune import from_bins
 from vla_policy.finetune import to_bins
 from vla_policy.inference import PolicyRunner
+from vla_policy.normalization import RELATIVE_ACTION
 from vla_policy.normalization import Normalizer
 from vla_policy.train import Trainer
 from vla_policy.train_params import parse_arguments
@@ -164,6 +166,46 @@ def test_normalization_round_trip_is_exact(tmp_path):
         assert np.array_equal(
             loaded.normalize('action', values), Normalizer(mode, stats).normalize('action', values)
         )
+
+
+def test_relative_actions_subtract_the_state_from_the_arm_joints_only():
+    rng = np.random.default_rng(2)
+    stats = {
+        f: {'mean': rng.normal(size=6), 'std': rng.uniform(0.5, 2.0, 6)}
+        for f in ('observation.state', 'action', RELATIVE_ACTION)
+    }
+    normalizer = Normalizer('mean_std', stats)
+    relative = [True] * 5 + [False]
+    actions, state = rng.normal(size=(16, 6)), rng.normal(size=6)
+    normalized = normalizer.normalize_actions(actions, state, relative)
+    np.testing.assert_allclose(
+        normalized[:, :5], normalizer.normalize(RELATIVE_ACTION, actions - state)[:, :5]
+    )
+    np.testing.assert_allclose(
+        normalized[:, 5], normalizer.normalize(RELATIVE_ACTION, actions)[:, 5]
+    )
+    np.testing.assert_allclose(
+        normalizer.unnormalize_actions(normalized, state, relative), actions, atol=1e-12
+    )
+    # Without relative joints, the plain action statistics.
+    np.testing.assert_allclose(
+        normalizer.normalize_actions(actions, state, [False] * 6),
+        normalizer.normalize('action', actions),
+    )
+
+
+def test_relative_action_statistics_span_the_chunk(dataset):
+    data = LeRobotDataset(dataset)
+    horizon = 16
+    stats = relative_action_stats(
+        data.states, data.actions, data.episodes, horizon, [True] * 5 + [False]
+    )
+    # Each episode moves every joint 0.02 rad per frame, up or down by its instruction: a
+    # chunk's arm targets lie 0.02 .. 0.02 * horizon from the state at capture.
+    np.testing.assert_allclose(stats['max'][:5], 0.02 * horizon, atol=1e-5)
+    np.testing.assert_allclose(stats['min'][:5], -0.02 * horizon, atol=1e-5)
+    # The gripper keeps its absolute targets.
+    assert stats['max'][5] == pytest.approx(data.actions[:, 5].max(), abs=1e-6)
 
 
 def test_bad_datasets_are_named(dataset, tmp_path):

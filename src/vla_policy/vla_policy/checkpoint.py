@@ -24,6 +24,7 @@ from vla_policy.config import FORMAT_VERSION
 from vla_policy.config import PolicyConfig
 from vla_policy.config import read_config
 from vla_policy.model import VlaModel
+from vla_policy.normalization import RELATIVE_ACTION
 from vla_policy.normalization import Normalizer
 
 WEIGHTS, NORMALIZATION = 'model.safetensors', 'normalization.json'
@@ -83,7 +84,14 @@ def load_checkpoint(
     if robot_config is not None:
         check_robot(config, robot_config)
     normalizer = Normalizer.load(directory / NORMALIZATION)
-    for feature in ('observation.state', 'action'):
+    features = ['observation.state', 'action']
+    if any(config.relative_joints):
+        features.append(RELATIVE_ACTION)
+    for feature in features:
+        if feature not in normalizer.stats:
+            raise ConfigError(
+                f'{directory / NORMALIZATION}: no {feature} statistics (the model needs them)'
+            )
         dims = {len(v) for v in normalizer.stats[feature].values()}
         if dims != {config.action_dim}:
             raise ConfigError(

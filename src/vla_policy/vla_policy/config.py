@@ -59,6 +59,11 @@ class PolicyConfig:
     """The goal token looks through its own small trainable conv stem at stride 4 (32x32 cells
     per camera at 128x128) instead of the shared image tokens: a 7-pixel cube is half a cell of
     the 8x8 grid, too coarse to place a grasp within the gripper's reach."""
+    relative_actions: bool = False
+    """Each chunk holds the arm joints' targets minus the state at capture (grippers stay
+    absolute), as openpi's delta actions: a correction the wrist camera shows is then the same
+    output wherever the arm is, and the chunk's first actions are near zero instead of a copy
+    of the state that must be reproduced to the millimetre."""
     max_language_tokens: int = 24
     width: int = 256
     """Prefix transformer width."""
@@ -80,6 +85,11 @@ class PolicyConfig:
     @property
     def action_dim(self) -> int:
         return len(self.joint_names)
+
+    @property
+    def relative_joints(self) -> list[bool]:
+        """Per joint: is its action relative to the state (`relative_actions`, not a gripper)."""
+        return [self.relative_actions and 'gripper' not in n for n in self.joint_names]
 
     @property
     def image_tokens(self) -> int:
@@ -147,6 +157,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'freeze_language': False,
         'goal_token': True,
         'goal_stem': True,
+        'relative_actions': True,
         'max_language_tokens': 16,
         'width': 64,
         'depth': 2,
@@ -168,6 +179,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'film': True,
         'goal_token': True,
         'goal_stem': True,
+        'relative_actions': True,
         'max_language_tokens': 24,
         'width': 256,
         'depth': 4,

@@ -257,6 +257,39 @@ def chunk_rows(episode: Episode, frame: int, horizon: int) -> tuple[np.ndarray, 
     return rows.clip(max=end - 1), rows < end
 
 
+def relative_action_stats(
+    states: np.ndarray,
+    actions: np.ndarray,
+    episodes: list[Episode],
+    horizon: int,
+    relative: list[bool],
+) -> dict[str, np.ndarray]:
+    """Statistics of chunk actions minus the state at capture, over every real chunk step.
+
+    What a policy with relative actions learns to output (its `relative_action` normalisation);
+    the joints not marked `relative` keep their absolute actions.
+    """
+    states = states * np.asarray(relative, dtype=states.dtype)
+    steps = []
+    for episode in episodes:
+        for frame in range(episode.length):
+            rows, real = chunk_rows(episode, frame, horizon)
+            steps.append(actions[rows[real]] - states[episode.start + frame])
+    values = np.concatenate(steps).astype(np.float64)
+    q01, q10, q50, q90, q99 = np.quantile(values, [0.01, 0.1, 0.5, 0.9, 0.99], axis=0)
+    return {
+        'mean': values.mean(0),
+        'std': values.std(0),
+        'min': values.min(0),
+        'max': values.max(0),
+        'q01': q01,
+        'q10': q10,
+        'q50': q50,
+        'q90': q90,
+        'q99': q99,
+    }
+
+
 def next_grasp_rows(
     actions: np.ndarray, episodes: list[Episode], grippers: list[int]
 ) -> np.ndarray:

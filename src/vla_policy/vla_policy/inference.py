@@ -159,7 +159,7 @@ class PolicyRunner:
         keys_values, prefix_mask = self.model.prefix_keys_values(obs)
         noise = self.noise()
         if previous is not None and len(previous):
-            guidance = self.guidance(previous, delay)
+            guidance = self.guidance(previous, delay, state)
             x = self.model.integrate(noise, keys_values, prefix_mask, guidance=guidance)
         elif self._graph is not None:
             x = self._graph(noise, keys_values, prefix_mask)
@@ -168,17 +168,22 @@ class PolicyRunner:
         actions = x[0, :, : self.config.action_dim].double().cpu().numpy()
         elapsed_ms = (time.perf_counter() - start) * 1e3
         return Chunk(
-            actions=self.normalizer.unnormalize('action', actions),
+            actions=self.normalizer.unnormalize_actions(
+                actions, state, self.config.relative_joints
+            ),
             joint_names=list(self.config.joint_names),
             inference_ms=elapsed_ms,
         )
 
-    def guidance(self, previous: np.ndarray, delay: int) -> Guidance:
+    def guidance(self, previous: np.ndarray, delay: int, state: np.ndarray) -> Guidance:
+        """The previous chunk's plan (absolute targets) as the new chunk's guide from `state`."""
         previous = np.asarray(previous, dtype=np.float64)[: self.config.chunk_length]
         if previous.ndim != 2 or previous.shape[1] != self.config.action_dim:
             raise ObservationError(f'previous chunk has shape {previous.shape}')
         rows = np.zeros((self.config.chunk_length, self.config.action_dim))
-        rows[: len(previous)] = self.normalizer.normalize('action', previous)
+        rows[: len(previous)] = self.normalizer.normalize_actions(
+            previous, state, self.config.relative_joints
+        )
         return Guidance(
             previous=self._padded(rows[None]),
             delay=min(delay, len(previous)),

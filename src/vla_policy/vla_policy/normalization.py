@@ -1,9 +1,10 @@
 """Normalisation of state and actions, saved as the checkpoint's `normalization.json`.
 
 Statistics are keyed by dataset feature name (`observation.state`, `action`) as in the
-dataset's `meta/stats.json`. Two modes: `mean_std` (zero mean, unit variance) and `quantile`
-(q01 -> -1, q99 -> +1, robust to outliers). Values are stored as JSON floats, which round-trip
-float64 exactly.
+dataset's `meta/stats.json`; a policy with relative actions also has `relative_action`, the
+statistics of chunk targets minus the state at capture, computed in training. Two modes:
+`mean_std` (zero mean, unit variance) and `quantile` (q01 -> -1, q99 -> +1, robust to
+outliers). Values are stored as JSON floats, which round-trip float64 exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from vla_common.errors import ConfigError
 
 MODES = ('mean_std', 'quantile')
 FEATURES = ('observation.state', 'action')
+RELATIVE_ACTION = 'relative_action'
 _EPSILON = 1e-6  # keeps a constant joint (e.g. one never moved in the data) finite
 
 
@@ -58,6 +60,28 @@ class Normalizer:
         center, scale = self._center_scale(feature)
         return np.asarray(values, dtype=np.float64) * scale + center
 
+    def normalize_actions(
+        self, actions: np.ndarray, state: np.ndarray, relative: list[bool]
+    ) -> np.ndarray:
+        """Absolute joint targets (..., D) -> the model's normalised actions.
+
+        `relative` (D,) marks the joints whose actions the model sees minus `state` (broadcast
+        against `actions`); with none marked, the plain `action` statistics apply.
+        """
+        if not any(relative):
+            return self.normalize('action', actions)
+        offset = np.asarray(state, dtype=np.float64) * np.asarray(relative)
+        return self.normalize(RELATIVE_ACTION, np.asarray(actions, dtype=np.float64) - offset)
+
+    def unnormalize_actions(
+        self, values: np.ndarray, state: np.ndarray, relative: list[bool]
+    ) -> np.ndarray:
+        """The inverse of `normalize_actions`: absolute joint targets."""
+        if not any(relative):
+            return self.unnormalize('action', values)
+        offset = np.asarray(state, dtype=np.float64) * np.asarray(relative)
+        return self.unnormalize(RELATIVE_ACTION, values) + offset
+
     def to_json(self) -> dict:
         return {
             'mode': self.mode,
@@ -82,4 +106,4 @@ class Normalizer:
         """No-op statistics, for an untrained (randomly initialised) policy."""
         unit = {'mean': np.zeros(dim), 'std': np.ones(dim), 'q01': -np.ones(dim)}
         unit['q99'] = np.ones(dim)
-        return cls(mode=mode, stats={f: dict(unit) for f in FEATURES})
+        return cls(mode=mode, stats={f: dict(unit) for f in (*FEATURES, RELATIVE_ACTION)})

@@ -40,6 +40,7 @@ from vla_policy.data import LeRobotDataset
 from vla_policy.data import chunk_rows
 from vla_policy.data import frame_cache
 from vla_policy.data import next_grasp_rows
+from vla_policy.data import relative_action_stats
 from vla_policy.data import split_episodes
 from vla_policy.finetune import BIN_RANGE
 from vla_policy.finetune import DiscreteActionHead
@@ -47,6 +48,7 @@ from vla_policy.finetune import apply_lora
 from vla_policy.finetune import merged
 from vla_policy.model import Observation
 from vla_policy.model import VlaModel
+from vla_policy.normalization import RELATIVE_ACTION
 from vla_policy.normalization import Normalizer
 from vla_policy.train_params import parse_arguments
 
@@ -130,6 +132,14 @@ class Trainer:
             self.normalizer = Normalizer(p['normalization'], stats)
         except ConfigError as exc:
             raise DatasetError(f'{data.root / "meta" / "stats.json"}: {exc}') from None
+        if any(config.relative_joints):
+            self.normalizer.stats[RELATIVE_ACTION] = relative_action_stats(
+                data.states,
+                data.actions,
+                data.episodes,
+                config.chunk_length,
+                config.relative_joints,
+            )
         self.train_episodes, self.val_episodes = split_episodes(
             data.episodes, p['val_fraction'], p['seed']
         )
@@ -138,7 +148,7 @@ class Trainer:
         self.states = self._padded(
             self.normalizer.normalize(STATE, data.states), self.config.max_state_dim
         )
-        self.actions = self._padded(
+        self.absolute_actions = self._padded(  # the goal targets
             self.normalizer.normalize(ACTION, data.actions), self.config.max_action_dim
         )
         self.language = self._language_cache()
@@ -179,7 +189,7 @@ class Trainer:
 
     def _goal_rows(self) -> np.ndarray:
         """Per row, the row of the next grasp (-1: none), when the goal token learns from it."""
-        none = np.full(len(self.actions), -1, dtype=np.int64)
+        none = np.full(len(self.absolute_actions), -1, dtype=np.int64)
         if not (self.config.goal_token and self.p['goal_weight'] > 0):
             return none
         grippers = [i for i, n in enumerate(self.data.action_names) if 'gripper' in n]
@@ -192,8 +202,8 @@ class Trainer:
         return self.p['feature_cache'] and self.config.freeze_vision
 
     def _padded(self, values: np.ndarray, width: int) -> torch.Tensor:
-        out = torch.zeros(len(values), width)
-        out[:, : values.shape[1]] = torch.from_numpy(values.astype(np.float32))
+        out = torch.zeros(*values.shape[:-1], width)
+        out[..., : values.shape[-1]] = torch.from_numpy(values.astype(np.float32))
         return out
 
     def _feature_cache(self) -> np.ndarray:
@@ -289,10 +299,15 @@ class Trainer:
         else:
             images = self._images(rows)
             obs.images = augment(images, generator) if training and self.p['augment'] else images
-        actions = self.actions[torch.from_numpy(np.stack(targets))].to(self.device)
+        chunks = self.normalizer.normalize_actions(
+            self.data.actions[np.stack(targets)],
+            self.data.states[rows][:, None],
+            c.relative_joints,
+        )
+        actions = self._padded(chunks, c.max_action_dim).to(self.device)
         mask = torch.from_numpy(np.stack(masks)).to(self.device)
         goal_rows = torch.from_numpy(self.goal_rows[rows])
-        goal = self.actions[goal_rows.clamp(min=0)].to(self.device)
+        goal = self.absolute_actions[goal_rows.clamp(min=0)].to(self.device)
         return Batch(obs, actions, mask, goal, (goal_rows >= 0).to(self.device))
 
     # ----- the loop -----
