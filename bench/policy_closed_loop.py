@@ -56,12 +56,17 @@ def main() -> None:
     parser.add_argument('--task', default='')
     parser.add_argument('--replan', type=int, default=15, help='chunk steps run per inference')
     parser.add_argument('--timeout', type=float, default=15.0, help='simulated seconds')
+    parser.add_argument(
+        '--noise-scale', type=float, default=1.0, help='scale of the flow noise (0: its mean)'
+    )
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, norm = load_checkpoint(args.checkpoint, load_robot_config(args.robot))
     config = model.config
     runner = PolicyRunner(model, norm, seed=0)
+    noise = runner.noise
+    runner.noise = lambda: noise() * args.noise_scale
     sim = Simulation(args.robot, args.task or None)
     order = [sim.joint_names.index(n) for n in config.joint_names]
     period = 1.0 / config.fps
