@@ -119,7 +119,7 @@ def test_bad_inputs_publish_no_chunk_and_say_why(ros, launch_node, checkpoint):
     chunks = ros.subscribe(ActionChunk, 'vla/action_chunk', STATE_QOS)
     diagnostics = ros.subscribe(DiagnosticArray, 'diagnostics', STATE_QOS)
     feeder = Feeder(ros, shape=(96, 128))  # not the size the checkpoint was trained on
-    node = policy(launch_node, checkpoint)
+    node = policy(launch_node, checkpoint, max_image_age_s=5.0)
     wait_for_status(ros, diagnostics, 'idle', b'\x00')  # no instruction: not an error
     feeder.say('pick up the red cube')
     wait_for_error(ros, diagnostics, 'trained on uint8 120x160x3')
@@ -131,6 +131,14 @@ def test_bad_inputs_publish_no_chunk_and_say_why(ros, launch_node, checkpoint):
     ros.wait_for(lambda: len(chunks) > 0, 30, 'a chunk once the inputs are good')
     feeder.encoding = 'mono8'
     wait_for_error(ros, diagnostics, "encoding 'mono8'")
+    # No chunk from the colour images that came before, though they are not stale yet.
+    time.sleep(0.5)  # an inference already running may still publish
+    count = len(chunks)
+    time.sleep(1.5)
+    assert len(chunks) == count, 'chunks went on while the cameras sent mono8'
+    wait_for_error(ros, diagnostics, "encoding 'mono8'")  # still said, not cleared
+    feeder.encoding = 'rgb8'
+    ros.wait_for(lambda: len(chunks) > count, 30, 'chunks again once the images are colour')
     assert 'Traceback' not in node.output
 
 

@@ -89,6 +89,9 @@ class PolicyNode(VlaNode):
         self._latency_s = 0.0
         self._last_error = ''
         self._input_errors = 0
+        # Input (camera or joint_states) -> why its latest message was refused. Until a good
+        # one comes, no chunk is computed from the older messages still in the buffer.
+        self._refused: dict[str, str] = {}
         self._chunks = 0
         self._success = False
         self._goal: tuple[object, Future, float, float] | None = None
@@ -132,27 +135,36 @@ class PolicyNode(VlaNode):
         self._last_error = what
         self.get_logger().error(what, throttle_duration_sec=2.0)
 
+    def _refuse(self, source: str, what: str) -> None:
+        self._refused[source] = what
+        self._input_error(what)
+
     def _on_image(self, camera: str, msg: Image) -> None:
+        source = f'camera {camera}'
         if msg.encoding not in COLOUR_ENCODINGS:
-            self._input_error(
-                f'camera {camera}: encoding {msg.encoding!r}, the policy needs colour images '
-                f'({", ".join(COLOUR_ENCODINGS)})'
+            self._refuse(
+                source,
+                f'{source}: encoding {msg.encoding!r}, the policy needs colour images '
+                f'({", ".join(COLOUR_ENCODINGS)})',
             )
             return
         try:
             rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
         except ValueError as exc:
-            self._input_error(f'camera {camera}: {exc}')
+            self._refuse(source, f'{source}: {exc}')
             return
         # A view of the message: copied (and resized) only when a chunk is computed.
         self.buffer.on_image(camera, rgb, _seconds(msg.header.stamp) or self._now())
+        self._refused.pop(source, None)
 
     def _on_state(self, msg: JointState) -> None:
         try:
             stamp = _seconds(msg.header.stamp) or self._now()  # unstamped: its arrival
             self.buffer.on_state(list(msg.name), list(msg.position), stamp)
         except ObservationError as exc:
-            self._input_error(str(exc))
+            self._refuse('joint_states', str(exc))
+            return
+        self._refused.pop('joint_states', None)
 
     def _on_instruction(self, msg: String) -> None:
         self.buffer.instruction = msg.data
@@ -174,6 +186,10 @@ class PolicyNode(VlaNode):
             self._check_goal()
             if not self.buffer.instruction.strip():
                 self._last_error = ''  # idle, waiting for an instruction: nothing is wrong
+                continue
+            refused = list(self._refused.values())
+            if refused:  # hold still rather than act on what came before the bad message
+                self._last_error = refused[0]
                 continue
             try:
                 self._infer_once()
