@@ -4,6 +4,7 @@ import pytest
 from vla_sim.experts import SITE
 from vla_sim.experts import ArmIK
 from vla_sim.experts import PickCubeExpert
+from vla_sim.experts import PickCubeTakeover
 from vla_sim.experts import expert_for
 from vla_sim.experts import run_expert_episode
 from vla_sim.simulation import Simulation
@@ -53,6 +54,26 @@ def test_the_pick_expert_first_misses_then_lines_up_the_same_way_for_a_seed(sim)
     assert sizes.max() > PickCubeExpert.approach_miss / 2, 'it does miss'
     assert len({round(s, 6) for s in sizes}) == len(sizes), 'each scene its own miss'
     np.testing.assert_array_equal(hovers(3), misses[3])
+
+
+@pytest.mark.parametrize(('seed', 'takeover_at'), [(0, 1.0), (1, 2.6), (2, 3.2), (3, 3.6)])
+def test_the_pick_takeover_grasps_from_where_a_policy_left_the_arm(sim, seed, takeover_at):
+    """A policy's attempt 3 cm off, handed over on the way, above or beside the cube."""
+    sim.reset(seed)
+    attempt = expert_for(sim)
+    attempt.tracks[0].shift = np.array([0.03, -0.03, 0.0])
+    t = 0.0
+    while t < takeover_at:
+        sim.command(list(sim.joint_names), np.clip(attempt.targets(t), sim.lower, sim.upper))
+        sim.step(0.02)
+        t += 0.02
+    takeover, t = PickCubeTakeover(sim), 0.0
+    while (targets := takeover.targets(t)) is not None:
+        sim.command(list(sim.joint_names), np.clip(targets, sim.lower, sim.upper))
+        outcome = sim.step(0.02)
+        t += 0.02
+    assert outcome.success, f'seed {seed}, taken over at {takeover_at} s: {sim.instruction}'
+    assert outcome.lifted == (sim.task.target,)
 
 
 @pytest.fixture(scope='module')

@@ -102,6 +102,17 @@ class Waypoint:
     grip: float
 
 
+@dataclass(frozen=True)
+class GraspGoal:
+    """A top-down grasp of the asked cube: site positions, jaw direction, arm heading."""
+
+    at: np.ndarray
+    above: np.ndarray
+    across: np.ndarray
+    heading: float
+    close_and_lift: list
+
+
 class ArmTrack:
     """One arm following waypoints from where it is now.
 
@@ -236,6 +247,27 @@ class PickCubeExpert(ScriptedExpert):
     approach_miss = 0.04  # m
 
     def make_tracks(self) -> list[ArmTrack]:
+        goal = self.grasp_goal()
+        # Its own stream of the scene's seed: the task's stream placed the cubes.
+        rng = np.random.default_rng([self.sim.seed, 1])
+        miss = self.approach_miss * np.sqrt(rng.uniform()) * _unit_xy(rng.uniform(0, 2 * np.pi))
+        roughly_above = goal.above + miss
+        grip = float(self.sim.joint_state()[0][self.sim.joint_names.index('gripper')])
+        # The hand turns on the first leg, as it travels (turning it at once swept the other
+        # cubes); it opens only above the cube.
+        rough = [
+            Waypoint(1.5, roughly_above, DOWN, _unit_xy(goal.heading), grip),
+            Waypoint(1.7, roughly_above, DOWN, _unit_xy(goal.heading), grip),
+        ]
+        legs = [
+            (0.8, goal.above, GRIPPER_OPEN),
+            (1.2, goal.at, GRIPPER_OPEN),
+            *goal.close_and_lift,
+        ]
+        return [self.track(rough + _timed(legs, DOWN, goal.across, start=rough[-1].time))]
+
+    def grasp_goal(self) -> GraspGoal:
+        """Where the site grasps the asked cube, with the jaws along its faces."""
         sim, task = self.sim, self.sim.task
         cube = task.cube_position(sim.data, task.target)
         adr = sim.model.jnt_qposadr[sim.model.joint(f'cube_{task.target}').id]
@@ -248,34 +280,57 @@ class PickCubeExpert(ScriptedExpert):
         # site's z axis, which for fingers pointing down is (sin yaw, -cos yaw, 0).
         closing = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
         beside = cube - (CUBE_HALF + PAD_CLEARANCE) * closing
-        above = np.array([beside[0], beside[1], self.hover])
         at = np.array([beside[0], beside[1], self.grasp])
         up = np.array([beside[0], beside[1], self.lift])
-        # Its own stream of the scene's seed: the task's stream placed the cubes.
-        rng = np.random.default_rng([sim.seed, 1])
-        miss = self.approach_miss * np.sqrt(rng.uniform()) * _unit_xy(rng.uniform(0, 2 * np.pi))
-        roughly_above = above + miss
-        grip = float(sim.joint_state()[0][sim.joint_names.index('gripper')])
-        across = _unit_xy(yaw)
-        # The hand turns on the first leg, as it travels (turning it at once swept the other
-        # cubes); it opens only above the cube.
-        rough = [
-            Waypoint(1.5, roughly_above, DOWN, _unit_xy(heading), grip),
-            Waypoint(1.7, roughly_above, DOWN, _unit_xy(heading), grip),
-        ]
-        legs = [  # (duration, site position, gripper at the end)
-            (0.8, above, GRIPPER_OPEN),
-            (1.2, at, GRIPPER_OPEN),
-            (0.8, at, GRIPPER_CLOSED),
-            (0.3, at, GRIPPER_CLOSED),
-            (1.2, up, GRIPPER_CLOSED),
-            (1.2, up, GRIPPER_CLOSED),
-        ]
+        return GraspGoal(
+            at=at,
+            above=np.array([beside[0], beside[1], self.hover]),
+            across=_unit_xy(yaw),
+            heading=heading,
+            close_and_lift=[  # (duration, site position, gripper at the end)
+                (0.8, at, GRIPPER_CLOSED),
+                (0.3, at, GRIPPER_CLOSED),
+                (1.2, up, GRIPPER_CLOSED),
+                (1.2, up, GRIPPER_CLOSED),
+            ],
+        )
+
+    def track(self, waypoints: list[Waypoint]) -> ArmTrack:
+        sim = self.sim
         arm = [i for i, n in enumerate(sim.joint_names) if n != 'gripper']
         ik = ArmIK(sim.model, [sim.joint_names[i] for i in arm], SITE)
         gripper = sim.joint_names.index('gripper')
-        waypoints = rough + _timed(legs, DOWN, across, start=rough[-1].time)
-        track = ArmTrack(sim, ik, arm, gripper, waypoints, gravity_feedforward=True)
+        return ArmTrack(sim, ik, arm, gripper, waypoints, gravity_feedforward=True)
+
+
+class PickCubeTakeover(PickCubeExpert):
+    """The pick taken over from wherever the arm is, as a person grabbing the leader would.
+
+    For corrections of a policy's attempt (DAgger): the hand goes straight to the grasp
+    column, high enough to pass over the cubes unless it is already above the grasp point,
+    opens, settles, then goes down and grasps like the expert.
+    """
+
+    speed = 0.15  # m/s to the grasp column
+    clearance = 0.05  # m above the grasp height when moving sideways
+    aligned = 0.01  # m: nearer than this (xy) to the grasp point, it goes straight down
+
+    def make_tracks(self) -> list[ArmTrack]:
+        goal = self.grasp_goal()
+        track = self.track([])
+        site = track.waypoints[0].position
+        off = np.linalg.norm((site - goal.at)[:2])
+        low = self.grasp if off < self.aligned else self.grasp + self.clearance
+        column = np.array([goal.at[0], goal.at[1], np.clip(site[2], low, self.hover)])
+        reach = 0.4 + np.linalg.norm(column - site) / self.speed
+        descent = 0.4 + 1.2 * (column[2] - self.grasp) / (self.hover - self.grasp)
+        legs = [
+            (reach, column, GRIPPER_OPEN),
+            (0.3, column, GRIPPER_OPEN),
+            (descent, goal.at, GRIPPER_OPEN),
+            *goal.close_and_lift,
+        ]
+        track.waypoints += _timed(legs, DOWN, goal.across)
         return [track]
 
 
