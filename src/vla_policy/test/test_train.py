@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from vla_policy.data import DatasetError
 from vla_policy.data import Episode
 from vla_policy.data import LeRobotDataset
 from vla_policy.data import chunk_rows
+from vla_policy.data import frame_cache
 from vla_policy.data import next_grasp_rows
 from vla_policy.data import relative_action_stats
 from vla_policy.finetune import BINS
@@ -35,15 +37,18 @@ SHAPE = (48, 64)
 TASKS = {'pick up the red cube': (220, 40, 40), 'pick up the blue cube': (40, 40, 220)}
 
 
-def write_dataset(root, episodes=6, length=40, shape=SHAPE):
-    spec = DatasetSpec(
+def dataset_spec(shape=SHAPE) -> DatasetSpec:
+    return DatasetSpec(
         fps=30,
         state_names=tuple(JOINTS),
         action_names=tuple(JOINTS),
         cameras={'front': shape, 'wrist': shape},
         robot_type='so101',
     )
-    writer = LeRobotDatasetWriter(root, spec)
+
+
+def write_dataset(root, episodes=6, length=40, shape=SHAPE):
+    writer = LeRobotDatasetWriter(root, dataset_spec(shape))
     rng = np.random.default_rng(0)
     for e in range(episodes):
         task = list(TASKS)[e % 2]
@@ -148,6 +153,38 @@ def test_resume_after_ctrl_c_equals_an_uninterrupted_run(dataset, tmp_path, monk
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_a_grown_dataset_reuses_the_cache_of_its_earlier_episodes(tmp_path):
+    """Corrections appended to a copy of the training set: only the new episodes decode."""
+    original = write_dataset(tmp_path / 'original', episodes=2, length=10)
+    cache = tmp_path / 'cache'
+    frame_cache(LeRobotDataset(original), ['front'], [24, 32], cache)
+    (earlier,) = (cache / 'frames').glob('*.npy')
+    marked = np.load(earlier, mmap_mode='r+')
+    marked[3] = 7  # were it decoded again, row 3 would be the video's
+    marked.flush()
+    grown = tmp_path / 'grown'
+    shutil.copytree(original, grown)
+    writer = LeRobotDatasetWriter(grown, dataset_spec())
+    writer.start_episode('pick up the red cube')
+    for t in range(5):
+        image = np.full((*SHAPE, 3), 30 * t, np.uint8)
+        writer.add_frame(
+            np.zeros(len(JOINTS)), np.zeros(len(JOINTS)), {'front': image, 'wrist': image}
+        )
+    writer.save_episode()
+    data = LeRobotDataset(grown)
+    frames = frame_cache(data, ['front'], [24, 32], cache)
+    assert frames.shape == (25, 1, 24, 32, 3)
+    assert (frames[3] == 7).all(), 'the earlier rows come from the earlier cache'
+    np.testing.assert_array_equal(
+        frames[20:, 0], data.decode_episode(data.episodes[2], 'front', [24, 32])
+    )
+    episode_file = next((original / 'meta' / 'episodes').glob('*/file-001.parquet'))
+    episode_file.write_bytes(episode_file.read_bytes())  # same bytes, a new write
+    rewritten = frame_cache(LeRobotDataset(original), ['front'], [24, 32], cache)
+    assert not (rewritten[3] == 7).all(), 'a rewritten episode is decoded again'
 
 
 def test_normalization_round_trip_is_exact(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,12 +172,16 @@ class LeRobotDataset:
     def camera_shape(self, camera: str) -> list[int]:
         return [int(v) for v in self.features[IMAGE_PREFIX + camera]['shape'][:2]]
 
-    def fingerprint(self) -> str:
-        """Changes when episodes are added or rewritten: keys the frame and feature caches."""
-        h = hashlib.sha256(str(self.root.resolve()).encode())
-        for path in sorted(self.root.glob('meta/episodes/*/*.parquet')):
-            h.update(f'{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}'.encode())
-        return h.hexdigest()[:16]
+    def episode_files(self) -> list[str]:
+        """name:size:mtime of each episode metadata file, in order.
+
+        It changes when episodes are rewritten and grows at the end when they are appended;
+        a copy made with `cp -a` has the same.
+        """
+        return [
+            f'{path.parent.name}/{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}'
+            for path in sorted(self.root.glob('meta/episodes/*/*.parquet'))
+        ]
 
     def decode_episode(self, episode: Episode, camera: str, size: list[int]) -> np.ndarray:
         """(length, h, w, 3) uint8 frames of one episode and camera, resized to `size`."""
@@ -208,29 +213,77 @@ class LeRobotDataset:
         return frames
 
 
-def frame_cache(dataset: LeRobotDataset, cameras: list[str], size: list[int], cache_dir: Path):
-    """(frames, cameras, h, w, 3) uint8 memmap of every frame, decoded once and kept on disk."""
-    key = f'{dataset.fingerprint()}-{"-".join(cameras)}-{size[0]}x{size[1]}'
-    path = Path(cache_dir) / 'frames' / f'{key}.npy'
+def row_cache(
+    dataset: LeRobotDataset,
+    cache_dir: Path,
+    kind: str,
+    row_shape: tuple[int, ...],
+    dtype,
+    fill: Callable[[np.ndarray, int], None],
+) -> np.ndarray:
+    """(rows, *row_shape) memmap of something per data row, computed once and kept on disk.
+
+    `fill(store, first)` writes rows `first`, ... to the end. When the dataset only grew by
+    appended episodes since a cache of the same `kind` was made (its episode files are a
+    prefix of this dataset's, in this directory or the one it was copied from), that cache's
+    rows are reused: adding corrections to a dataset does not decode and encode it all again.
+    """
+    files = dataset.episode_files()
+    digest = hashlib.sha256('\n'.join([str(dataset.root.resolve()), *files]).encode())
+    path = Path(cache_dir) / f'{digest.hexdigest()[:16]}-{kind}.npy'
     if path.is_file():
         return np.load(path, mmap_mode='r')
     path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (len(dataset.states), *row_shape)
+    starts = {episode.start for episode in dataset.episodes}
+    reused, source = 0, None
+    for manifest in path.parent.glob(f'*-{kind}.json'):
+        try:
+            earlier = json.loads(manifest.read_text())
+            done, prefix = int(earlier['rows']), list(earlier['episode_files'])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if (
+            reused < done < shape[0]
+            and done in starts  # ends where an episode of this dataset starts
+            and files[: len(prefix)] == prefix
+            and manifest.with_suffix('.npy').is_file()
+        ):
+            reused, source = done, manifest.with_suffix('.npy')
     partial = path.with_suffix('.partial.npy')
-    total = len(dataset.states)
-    frames = np.lib.format.open_memmap(
-        partial, mode='w+', dtype=np.uint8, shape=(total, len(cameras), size[0], size[1], 3)
-    )
-    for n, episode in enumerate(dataset.episodes):
-        for c, camera in enumerate(cameras):
-            frames[episode.start : episode.start + episode.length, c] = dataset.decode_episode(
-                episode, camera, size
-            )
-        print(f'\rdecoding video: episode {n + 1}/{len(dataset.episodes)}', end='', flush=True)
-    print(flush=True)
-    frames.flush()
-    del frames
+    store = np.lib.format.open_memmap(partial, mode='w+', dtype=dtype, shape=shape)
+    if source is not None:
+        store[:reused] = np.load(source, mmap_mode='r')[:reused]
+        print(f'{kind}: {reused} rows from {source.name}, {shape[0] - reused} to compute')
+    fill(store, reused)
+    store.flush()
+    del store
     partial.rename(path)
+    _write_manifest(path.with_suffix('.json'), {'rows': shape[0], 'episode_files': files})
     return np.load(path, mmap_mode='r')
+
+
+def _write_manifest(path: Path, content: dict) -> None:
+    tmp = path.with_suffix('.json.tmp')
+    tmp.write_text(json.dumps(content))
+    tmp.replace(path)
+
+
+def frame_cache(dataset: LeRobotDataset, cameras: list[str], size: list[int], cache_dir: Path):
+    """(frames, cameras, h, w, 3) uint8 memmap of every frame, decoded once and kept on disk."""
+
+    def decode(frames: np.ndarray, first: int) -> None:
+        todo = [e for e in dataset.episodes if e.start >= first]
+        for n, episode in enumerate(todo):
+            for c, camera in enumerate(cameras):
+                rows = slice(episode.start, episode.start + episode.length)
+                frames[rows, c] = dataset.decode_episode(episode, camera, size)
+            print(f'\rdecoding video: episode {n + 1}/{len(todo)}', end='', flush=True)
+        print(flush=True)
+
+    kind = f'{"-".join(cameras)}-{size[0]}x{size[1]}'
+    shape = (len(cameras), size[0], size[1], 3)
+    return row_cache(dataset, Path(cache_dir) / 'frames', kind, shape, np.uint8, decode)
 
 
 def split_episodes(

@@ -41,6 +41,7 @@ from vla_policy.data import chunk_rows
 from vla_policy.data import frame_cache
 from vla_policy.data import next_grasp_rows
 from vla_policy.data import relative_action_stats
+from vla_policy.data import row_cache
 from vla_policy.data import split_episodes
 from vla_policy.finetune import BIN_RANGE
 from vla_policy.finetune import DiscreteActionHead
@@ -209,37 +210,27 @@ class Trainer:
     def _feature_cache(self) -> np.ndarray:
         """Frozen vision features of every frame, computed once, keyed by dataset + encoder."""
         c = self.config
-        key = (
-            f'{self.data.fingerprint()}-{"-".join(c.cameras)}-{c.vision.replace("/", "_")}-'
+
+        def encode(store: np.ndarray, first: int, batch: int = 64) -> None:
+            with torch.no_grad():
+                for start in range(first, len(store), batch):
+                    rows = np.arange(start, min(start + batch, len(store)))
+                    features = self.model.encode_images(self._images(rows))
+                    store[rows] = features.float().cpu().numpy()
+                    print(
+                        f'\rcaching vision features: {rows[-1] + 1}/{len(store)}',
+                        end='',
+                        flush=True,
+                    )
+            print(flush=True)
+
+        with torch.no_grad():  # one frame tells the feature shape
+            shape = self.model.encode_images(self._images(np.arange(1))).shape[1:]
+        kind = (
+            f'{"-".join(c.cameras)}-{c.vision.replace("/", "_")}-'
             f'{c.image_size[0]}x{c.image_size[1]}-g{c.vision_grid}'
         )
-        path = cache_dir() / 'features' / f'{key}.npy'
-        if path.is_file():
-            return np.load(path, mmap_mode='r')
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix('.partial.npy')
-        store = None
-        batch = 64
-        with torch.no_grad():
-            for start in range(0, len(self.frames), batch):
-                images = self._images(np.arange(start, min(start + batch, len(self.frames))))
-                features = self.model.encode_images(images).float().cpu().numpy()
-                if store is None:
-                    shape = (len(self.frames), *features.shape[1:])
-                    store = np.lib.format.open_memmap(
-                        partial, mode='w+', dtype=np.float16, shape=shape
-                    )
-                store[start : start + len(features)] = features
-                print(
-                    f'\rcaching vision features: {start + len(features)}/{len(self.frames)}',
-                    end='',
-                    flush=True,
-                )
-        print(flush=True)
-        store.flush()
-        del store
-        partial.rename(path)
-        return np.load(path, mmap_mode='r')
+        return row_cache(self.data, cache_dir() / 'features', kind, shape, np.float16, encode)
 
     def _language_cache(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         if not self.config.freeze_language:
