@@ -14,37 +14,14 @@ from __future__ import annotations
 import argparse
 import time
 
-import mujoco
 import numpy as np
 import torch
 
 from vla_common.robot_config import load_robot_config
 from vla_policy.checkpoint import load_checkpoint
 from vla_policy.inference import PolicyRunner
+from vla_sim.rendering import SimCameras
 from vla_sim.simulation import Simulation
-
-
-class SimCameras:
-    """The checkpoint's cameras rendered from the simulation at the sizes it was trained on."""
-
-    def __init__(self, sim: Simulation, config) -> None:
-        self.sim, self.config = sim, config
-        self.renderers = {}  # one per camera size: a renderer draws at its own size only
-        for h, w in {tuple(shape) for shape in config.camera_shapes.values()}:
-            self.renderers[h, w] = mujoco.Renderer(sim.model, h, w)
-            self.renderers[h, w].scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-
-    def render(self) -> dict[str, np.ndarray]:
-        frames = {}
-        for camera in self.config.cameras:
-            renderer = self.renderers[tuple(self.config.camera_shapes[camera])]
-            renderer.update_scene(self.sim.data, camera=camera)
-            frames[camera] = renderer.render().copy()
-        return frames
-
-    def close(self) -> None:
-        for renderer in self.renderers.values():
-            renderer.close()
 
 
 def main() -> None:
@@ -70,7 +47,7 @@ def main() -> None:
     sim = Simulation(args.robot, args.task or None)
     order = [sim.joint_names.index(n) for n in config.joint_names]
     period = 1.0 / config.fps
-    images = SimCameras(sim, config)
+    images = SimCameras(sim, config.camera_shapes)
     results = []
     for k in range(args.episodes):
         seed = args.seed + k

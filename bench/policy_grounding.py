@@ -16,13 +16,13 @@ import argparse
 
 import numpy as np
 import torch
-from policy_closed_loop import SimCameras
 
 from vla_common.robot_config import load_robot_config
 from vla_policy.checkpoint import load_checkpoint
 from vla_policy.inference import PolicyRunner
 from vla_sim.experts import GRIPPER_CLOSED
 from vla_sim.experts import expert_for
+from vla_sim.rendering import SimCameras
 from vla_sim.scene import CUBE_COLOURS
 from vla_sim.simulation import Simulation
 
@@ -51,7 +51,7 @@ def main() -> None:
         raise SystemExit(f'{args.checkpoint} has no goal token')
     runner = PolicyRunner(model, norm, seed=0)
     sim = Simulation('so101', 'pick_cube')
-    cameras = SimCameras(sim, config)
+    cameras = SimCameras(sim, config.camera_shapes)
     order = [sim.joint_names.index(n) for n in config.joint_names]
     placing = [config.joint_names.index(n) for n in PLACING]
     nearest, errors = 0, []

@@ -4,6 +4,7 @@ vla bringup robot:=so101 mode:=cameras sim:=true [--duration 10] [--dry-run]
 vla record robot:=so101 sim:=true episodes:=10 dataset:=data/so101
 vla train dataset:=data/so101 preset:=small_cpu output:=outputs/so101
 vla eval robot:=so101 checkpoint:=outputs/so101/checkpoint episodes:=60
+vla corrections checkpoint:=outputs/so101/checkpoint dataset:=data/so101_corrected episodes:=150
 """
 
 from __future__ import annotations
@@ -83,12 +84,17 @@ def _split_arguments(items: list[str], table, mode: str) -> tuple[dict, dict]:
     graph_args = parse_arguments(
         {**{k: v for k, v in pairs.items() if k not in names}, 'mode': mode}
     )
+    return graph_args, _typed({k: v for k, v in pairs.items() if k in names}, table, mode)
+
+
+def _typed(pairs: dict[str, str], table, what: str) -> dict:
+    """`name: text` pairs -> the table's values, typed by its defaults."""
     types = {p.name: type(p.default) for p in table}
     try:
-        typed = {k: types[k](v) for k, v in pairs.items() if k in names}
+        typed = {k: types[k](v) if k in types else v for k, v in pairs.items()}
     except ValueError as exc:
-        raise ConfigError(f'bad {mode} argument: {exc}') from None
-    return graph_args, resolve(table, typed)
+        raise ConfigError(f'bad {what} argument: {exc}') from None
+    return resolve(table, typed)  # names not in the table are reported here
 
 
 def _run_session(graph_args: dict, make_session) -> tuple[int, object]:
@@ -169,6 +175,15 @@ def _eval(args: argparse.Namespace) -> int:
     return code
 
 
+def _corrections(args: argparse.Namespace) -> int:
+    from vla_bringup.corrections import CORRECTION_ARGUMENTS
+    from vla_bringup.corrections import record_corrections
+
+    arguments = _typed(_launch_arguments(args.arguments), CORRECTION_ARGUMENTS, 'corrections')
+    counts = record_corrections(arguments)
+    return 0 if counts['kept'] or counts['policy succeeded'] else 1
+
+
 def _train(args: argparse.Namespace) -> int:
     from vla_policy.train import main as train
 
@@ -219,6 +234,16 @@ def main(argv: list[str] | None = None) -> int:
         'Run seeded episodes through sim, controller and policy node; print and write the '
         'success rates and latencies. Arguments name:=value: robot, checkpoint, camera_size '
         f'(see bringup) and {listed(EVAL_ARGUMENTS)}',
+    )
+    from vla_bringup.corrections import CORRECTION_ARGUMENTS
+
+    command(
+        'corrections',
+        _corrections,
+        "record the scripted expert's corrections of a policy in simulation (DAgger)",
+        'The policy drives seeded scenes until a random takeover time, the expert finishes '
+        'the task, and the takeovers that succeed are appended to a dataset. Arguments '
+        f'name:=value: {listed(CORRECTION_ARGUMENTS)}',
     )
     command(
         'train',

@@ -308,7 +308,8 @@ class PickCubeTakeover(PickCubeExpert):
 
     For corrections of a policy's attempt (DAgger): the hand goes straight to the grasp
     column, high enough to pass over the cubes unless it is already above the grasp point,
-    opens, settles, then goes down and grasps like the expert.
+    opens, settles, then goes down and grasps like the expert. Until it goes down it aims at
+    where the cube is now: a hand that starts on the table may push it on the way up.
     """
 
     speed = 0.15  # m/s to the grasp column
@@ -331,7 +332,18 @@ class PickCubeTakeover(PickCubeExpert):
             *goal.close_and_lift,
         ]
         track.waypoints += _timed(legs, DOWN, goal.across)
+        self._aim_until = track.waypoints[2].time  # the end of the settling pause
         return [track]
+
+    def adapt(self, t: float) -> None:
+        if t > self._aim_until:
+            return
+        goal = self.grasp_goal()
+        track = self.tracks[0]
+        for i, waypoint in enumerate(track.waypoints):
+            if waypoint.time > t:
+                position = np.array([goal.at[0], goal.at[1], waypoint.position[2]])
+                track.waypoints[i] = replace(waypoint, position=position, across=goal.across)
 
 
 class AlohaExpert(ScriptedExpert):
@@ -502,6 +514,10 @@ EXPERTS = {
     'transfer_cube': TransferCubeExpert,
     'insertion': InsertionExpert,
 }
+
+
+# Experts that finish a task from wherever the arm is (for corrections of a policy's attempt).
+TAKEOVER_EXPERTS = {'pick_cube': PickCubeTakeover}
 
 
 def expert_for(sim) -> ScriptedExpert:
