@@ -164,6 +164,9 @@ def test_a_grown_dataset_reuses_the_cache_of_its_earlier_episodes(tmp_path):
     marked = np.load(earlier, mmap_mode='r+')
     marked[3] = 7  # were it decoded again, row 3 would be the video's
     marked.flush()
+    copy = tmp_path / 'copy'
+    shutil.copytree(original, copy)
+    assert (frame_cache(LeRobotDataset(copy), ['front'], [24, 32], cache)[3] == 7).all()
     grown = tmp_path / 'grown'
     shutil.copytree(original, grown)
     writer = LeRobotDatasetWriter(grown, dataset_spec())

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from vla_common.errors import ConfigError
+from vla_common.files import write_json
 
 STATE, ACTION = 'observation.state', 'action'
 IMAGE_PREFIX = 'observation.images.'
@@ -223,10 +224,10 @@ def row_cache(
 ) -> np.ndarray:
     """(rows, *row_shape) memmap of something per data row, computed once and kept on disk.
 
-    `fill(store, first)` writes rows `first`, ... to the end. When the dataset only grew by
-    appended episodes since a cache of the same `kind` was made (its episode files are a
-    prefix of this dataset's, in this directory or the one it was copied from), that cache's
-    rows are reused: adding corrections to a dataset does not decode and encode it all again.
+    `fill(store, first)` writes rows `first`, ... to the end. When a cache of the same `kind`
+    was made for this dataset's first episodes, or all of them (its episode files are a prefix
+    of this dataset's, in this directory or the one it was copied from), its rows are reused:
+    adding corrections to a copy of a dataset does not decode and encode it all again.
     """
     files = dataset.episode_files()
     digest = hashlib.sha256('\n'.join([str(dataset.root.resolve()), *files]).encode())
@@ -244,8 +245,8 @@ def row_cache(
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if (
-            reused < done < shape[0]
-            and done in starts  # ends where an episode of this dataset starts
+            reused < done <= shape[0]
+            and (done in starts or done == shape[0])  # ends where an episode starts, or all
             and files[: len(prefix)] == prefix
             and manifest.with_suffix('.npy').is_file()
         ):
@@ -259,14 +260,8 @@ def row_cache(
     store.flush()
     del store
     partial.rename(path)
-    _write_manifest(path.with_suffix('.json'), {'rows': shape[0], 'episode_files': files})
+    write_json(path.with_suffix('.json'), {'rows': shape[0], 'episode_files': files})
     return np.load(path, mmap_mode='r')
-
-
-def _write_manifest(path: Path, content: dict) -> None:
-    tmp = path.with_suffix('.json.tmp')
-    tmp.write_text(json.dumps(content))
-    tmp.replace(path)
 
 
 def frame_cache(dataset: LeRobotDataset, cameras: list[str], size: list[int], cache_dir: Path):

@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vla_common.files import write_json
+
 CODEBASE_VERSION = 'v3.0'
 CHUNKS_SIZE = 1000
 DATA_PATH = 'data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet'
@@ -67,17 +69,6 @@ class DatasetSpec:
 
 def _location(episode: int) -> dict[str, int]:
     return {'chunk_index': episode // CHUNKS_SIZE, 'file_index': episode % CHUNKS_SIZE}
-
-
-def _write_json(path: Path, content: Any) -> None:
-    """Write `path` atomically, through `path`.tmp (removed if writing fails)."""
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    try:
-        tmp.write_text(json.dumps(content, indent=2))
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class VideoEncoder:
@@ -254,7 +245,7 @@ class LeRobotDatasetWriter:
             # Counted from the start: a crash during the first save leaves a dataset that
             # reopens (and repairs) like any other, not a directory without info.json.
             (self.root / 'meta').mkdir(exist_ok=True)
-            _write_json(info_path, self.info)
+            write_json(info_path, self.info)
         self.tasks: list[str] = self._read_tasks()
         self._repair()
 
@@ -587,4 +578,4 @@ class LeRobotDatasetWriter:
         if staged is not None:
             staged.write_text(json.dumps(result, indent=2))
         else:
-            _write_json(self.root / 'meta' / 'stats.json', result)
+            write_json(self.root / 'meta' / 'stats.json', result)
