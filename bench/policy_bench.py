@@ -9,7 +9,7 @@ latency: `PolicyRunner.infer` on random uint8 images of the SO-101 cameras (2 x 
 random state, with one instruction (its features are cached per string, as in the node), for
 the presets `tiny`, `small_cpu` and `smolvla_size` (random init). p50 / p99 over --repeats
 calls after warm-up, and the split of the same work into preprocessing (checks, resize,
-normalisation), the prefix (`model.prefix_keys_values`) and the K-step flow loop
+normalisation), the prefix (`model.prefix_forward`) and the K-step flow loop
 (`model.integrate`). Target: `small_cpu` p99 < 250 ms on a CPU.
 
 prefix cache: `model.sample(obs, noise, cache_prefix=True)` against `cache_prefix=False` (the
@@ -153,10 +153,10 @@ def measure_latency(preset: str, repeats: int, warmup: int, seed: int) -> dict:
         obs = runner.observation(images, state, INSTRUCTION)
         times['preprocess'].append(ms_since(start))
         start = time.perf_counter()
-        keys_values, mask = model.prefix_keys_values(obs)
+        prefix = model.prefix_forward(obs)
         times['prefix'].append(ms_since(start))
         start = time.perf_counter()
-        x = model.integrate(runner.noise(), keys_values, mask)
+        x = model.integrate(runner.noise(), prefix)
         normalizer.unnormalize('action', x[0, :, : model.config.action_dim].double().numpy())
         times['flow'].append(ms_since(start))
     parameters = sum(p.numel() for p in model.parameters())

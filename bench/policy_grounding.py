@@ -20,21 +20,12 @@ import torch
 from vla_common.robot_config import load_robot_config
 from vla_policy.checkpoint import load_checkpoint
 from vla_policy.inference import PolicyRunner
-from vla_sim.experts import GRIPPER_CLOSED
-from vla_sim.experts import expert_for
+from vla_sim.experts import grasp_pose
 from vla_sim.rendering import SimCameras
 from vla_sim.scene import CUBE_COLOURS
 from vla_sim.simulation import Simulation
 
 PLACING = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex']
-
-
-def grasp_targets(sim: Simulation) -> np.ndarray:
-    """The expert's joint targets when its gripper command is half closed on the cube."""
-    expert = expert_for(sim)
-    waypoints = expert.tracks[0].waypoints
-    closed = next(i for i, w in enumerate(waypoints) if w.grip == GRIPPER_CLOSED)
-    return expert.targets((waypoints[closed - 1].time + waypoints[closed].time) / 2)
 
 
 def main() -> None:
@@ -61,7 +52,7 @@ def main() -> None:
         grasps = {}
         for colour in CUBE_COLOURS:
             sim.task.target = colour
-            grasps[colour] = grasp_targets(sim)[order]
+            grasps[colour] = grasp_pose(sim)[order]
         for colour in CUBE_COLOURS:
             obs = runner.observation(images, state, f'pick up the {colour} cube')
             with torch.no_grad():

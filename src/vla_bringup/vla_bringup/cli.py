@@ -5,6 +5,7 @@ vla record robot:=so101 sim:=true episodes:=10 dataset:=data/so101
 vla train dataset:=data/so101 preset:=small_cpu output:=outputs/so101
 vla eval robot:=so101 checkpoint:=outputs/so101/checkpoint episodes:=60
 vla corrections checkpoint:=outputs/so101/checkpoint dataset:=data/so101_corrected episodes:=150
+vla grounding output:=data/so101_grounding.npz scenes:=1500
 """
 
 from __future__ import annotations
@@ -184,6 +185,16 @@ def _corrections(args: argparse.Namespace) -> int:
     return 0 if counts['kept'] or counts['policy succeeded'] else 1
 
 
+def _grounding(args: argparse.Namespace) -> int:
+    from vla_bringup.grounding import GROUNDING_ARGUMENTS
+    from vla_bringup.grounding import write_grounding_scenes
+
+    write_grounding_scenes(
+        _typed(_launch_arguments(args.arguments), GROUNDING_ARGUMENTS, 'grounding')
+    )
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from vla_policy.train import main as train
 
@@ -244,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
         'The policy drives seeded scenes until a random takeover time, the expert finishes '
         'the task, and the takeovers that succeed are appended to a dataset. Arguments '
         f'name:=value: {listed(CORRECTION_ARGUMENTS)}',
+    )
+    from vla_bringup.grounding import GROUNDING_ARGUMENTS
+
+    command(
+        'grounding',
+        _grounding,
+        'render scenes labelled with the grasp of every object, for vla train grounding:=',
+        'Seeded simulated scenes, the arm at home or along an expert approach, each labelled '
+        'with the instruction and grasp pose for every object an instruction can name. '
+        f'Arguments name:=value: {listed(GROUNDING_ARGUMENTS)}',
     )
     command(
         'train',

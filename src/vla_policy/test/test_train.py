@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from vla_common.errors import ConfigError
+from vla_common.grounding import GroundingScenes
 from vla_common.robot_config import load_robot_config
 from vla_policy.checkpoint import load_checkpoint
 from vla_policy.data import DatasetError
@@ -415,3 +416,42 @@ def test_with_cached_features_the_goal_stem_still_sees_the_pixels(dataset, tmp_p
     assert batch.obs.images.shape[-2:] == tuple(trainer.config.image_size)
     trainer.loss(batch, torch.Generator(), auxiliary=True).backward()
     assert trainer.model.goal.stem.body[0].weight.grad.abs().sum() > 0
+
+
+def grounding_scenes(path, scenes=40, joints=JOINTS):
+    """A red and a blue bar at random columns; each one's grasp pans to its column."""
+    rng = np.random.default_rng(1)
+    images = np.zeros((scenes, 2, *SHAPE, 3), np.uint8)
+    grasps = np.zeros((scenes, 2, len(joints)), np.float32)
+    for s in range(scenes):
+        columns = rng.choice(np.arange(4, SHAPE[1] - 8, 8), 2, replace=False)
+        for k, colour in enumerate(TASKS.values()):
+            images[s, :, :, columns[k] : columns[k] + 6] = colour
+            grasps[s, k, 0] = columns[k] / SHAPE[1] - 0.5
+    GroundingScenes(
+        robot='so101',
+        task='pick_cube',
+        joint_names=list(joints),
+        cameras=['front', 'wrist'],
+        images=images,
+        instructions=np.array([list(TASKS)] * scenes),
+        grasps=grasps,
+        seeds=np.arange(scenes),
+    ).save(path)
+    return path
+
+
+def test_grounding_scenes_teach_the_goal_token_where_each_named_object_is(dataset, tmp_path):
+    scenes = grounding_scenes(tmp_path / 'grounding.npz')
+    trainer = Trainer(params(dataset, tmp_path / 'g', grounding=scenes, goal_weight=0, steps=100, ema_decay=0))
+    assert len(trainer.grounding) == 26  # 34% of the 40 scenes held out
+    before = trainer.grounding.nearest_fraction(trainer.model)
+    trainer.model.zero_grad(set_to_none=True)
+    trainer.loss(_batch_of(trainer), torch.Generator(), auxiliary=True).backward()
+    assert trainer.model.goal.query[1].weight.grad.abs().sum() > 0
+    trainer.train()
+    after = trainer.history['val_grounded'][-1][1]
+    assert after > max(before, 0.75), f'held-out scenes: {before:.0%} -> {after:.0%} nearest'
+    other = grounding_scenes(tmp_path / 'other.npz', joints=[f'j{i}' for i in range(6)])
+    with pytest.raises(ConfigError, match='labelled for joints'):
+        Trainer(params(dataset, tmp_path / 'bad', grounding=other))

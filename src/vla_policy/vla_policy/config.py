@@ -59,6 +59,11 @@ class PolicyConfig:
     """The goal token looks through its own small trainable conv stem at stride 4 (32x32 cells
     per camera at 128x128) instead of the shared image tokens: a 7-pixel cube is half a cell of
     the 8x8 grid, too coarse to place a grasp within the gripper's reach."""
+    goal_target: bool = False
+    """The action expert is told a grasp pose to reach (and the state) beside the prefix: the
+    recorded one in training, the goal token's guess at run time (System 2 hands System 1 a
+    target). Finding the asked object is then the goal token's job alone, which rendered
+    scenes with every object labelled teach well; the expert only learns to reach a pose."""
     relative_actions: bool = False
     """Each chunk holds the arm joints' targets minus the state at capture (grippers stay
     absolute), as openpi's delta actions: a correction the wrist camera shows is then the same
@@ -129,6 +134,8 @@ class PolicyConfig:
             problems.append('fps must be > 0')
         if self.goal_stem and not self.goal_token:
             problems.append('goal_stem needs goal_token')
+        if self.goal_target and not self.goal_token:
+            problems.append('goal_target needs goal_token')
         if problems:
             raise ConfigError('invalid policy config: ' + '; '.join(problems))
 

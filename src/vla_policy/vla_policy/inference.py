@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from vla_policy.model import Guidance
-from vla_policy.model import KeysValues
 from vla_policy.model import Observation
+from vla_policy.model import Prefix
 from vla_policy.model import VlaModel
 from vla_policy.normalization import Normalizer
 
@@ -156,15 +156,15 @@ class PolicyRunner:
         """
         start = time.perf_counter()
         obs = self.observation(images, state, instruction)
-        keys_values, prefix_mask = self.model.prefix_keys_values(obs)
+        prefix = self.model.prefix_forward(obs)
         noise = self.noise()
         if previous is not None and len(previous):
             guidance = self.guidance(previous, delay, state)
-            x = self.model.integrate(noise, keys_values, prefix_mask, guidance=guidance)
+            x = self.model.integrate(noise, prefix, guidance=guidance)
         elif self._graph is not None:
-            x = self._graph(noise, keys_values, prefix_mask)
+            x = self._graph(noise, prefix)
         else:
-            x = self.model.integrate(noise, keys_values, prefix_mask)
+            x = self.model.integrate(noise, prefix)
         actions = x[0, :, : self.config.action_dim].double().cpu().numpy()
         elapsed_ms = (time.perf_counter() - start) * 1e3
         return Chunk(
@@ -198,29 +198,36 @@ class _CudaGraphLoop:
         self.model = model
         self.graph: torch.cuda.CUDAGraph | None = None
 
-    def _capture(self, noise: torch.Tensor, keys_values: KeysValues, mask: torch.Tensor) -> None:
+    def _capture(self, noise: torch.Tensor, prefix: Prefix) -> None:
         self.noise = noise.clone()
-        self.keys_values = [(k.clone(), v.clone()) for k, v in keys_values]
-        self.mask = mask.clone()
+        self.prefix = Prefix(  # static buffers the graph reads
+            keys_values=[(k.clone(), v.clone()) for k, v in prefix.keys_values],
+            mask=prefix.mask.clone(),
+            hidden=prefix.hidden,
+            target=None if prefix.target is None else prefix.target.clone(),
+        )
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):  # warm-up outside the graph, as CUDA graphs require
             for _ in range(2):
-                self.model.integrate(self.noise, self.keys_values, self.mask)
+                self.model.integrate(self.noise, self.prefix)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.output = self.model.integrate(self.noise, self.keys_values, self.mask)
+            self.output = self.model.integrate(self.noise, self.prefix)
 
-    def __call__(
-        self, noise: torch.Tensor, keys_values: KeysValues, mask: torch.Tensor
-    ) -> torch.Tensor:
+    def __call__(self, noise: torch.Tensor, prefix: Prefix) -> torch.Tensor:
         if self.graph is None:
-            self._capture(noise, keys_values, mask)
+            self._capture(noise, prefix)
         self.noise.copy_(noise)
-        for (k_static, v_static), (k, v) in zip(self.keys_values, keys_values, strict=True):
+        static = self.prefix
+        for (k_static, v_static), (k, v) in zip(
+            static.keys_values, prefix.keys_values, strict=True
+        ):
             k_static.copy_(k)
             v_static.copy_(v)
-        self.mask.copy_(mask)
+        static.mask.copy_(prefix.mask)
+        if static.target is not None:
+            static.target.copy_(prefix.target)
         self.graph.replay()
         return self.output.clone()

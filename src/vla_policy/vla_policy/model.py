@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,10 @@ class Observation:
     """(B, cameras, 3, H, W) RGB in [0, 1] at `config.image_size`."""
     image_features: torch.Tensor | None = None
     """(B, cameras, C, grid, grid) from `VlaModel.encode_images` (cached features in training)."""
+    goal: torch.Tensor | None = None
+    """(B, max_action_dim) with `goal_target`: the normalised grasp pose the action expert is
+    told to reach. Training gives the recorded one; None (at run time) or NaN rows use the goal
+    token's guess."""
 
 
 @dataclass
@@ -56,6 +61,14 @@ class Prefix:
     """(B, prefix_length, width) the last layer's output (auxiliary heads read it)."""
     goal: torch.Tensor | None = None
     """(B, max_action_dim) the goal token's guess of the normalised action at the next grasp."""
+    target: torch.Tensor | None = None
+    """(B, max_action_dim + max_state_dim) with `goal_target`: the grasp pose to reach and the
+    state, what the action expert is told besides the prefix."""
+
+    def insulated(self) -> Prefix:
+        """The same prefix with no gradient flowing back through its keys and values."""
+        detached = [(k.detach(), v.detach()) for k, v in self.keys_values]
+        return replace(self, keys_values=detached)
 
 
 @dataclass
@@ -173,7 +186,10 @@ class GoalToken(nn.Module):
         )
 
     def forward(
-        self, sentence: torch.Tensor, image_tokens: torch.Tensor, images: torch.Tensor | None
+        self,
+        sentence: torch.Tensor,
+        image_tokens: torch.Tensor | None,
+        images: torch.Tensor | None,
     ) -> torch.Tensor:
         """(B, width) goal token from the (B, width) sentence and what it looks at.
 
@@ -219,6 +235,10 @@ class VlaModel(nn.Module):
             nn.init.zeros_(self.film.bias)
         if c.goal_token:
             self.goal = GoalToken(c)
+        if c.goal_target:  # zero-initialised: a fine-tune starts from the model without it
+            self.target_in = nn.Linear(c.max_action_dim + c.max_state_dim, c.expert_width)
+            nn.init.zeros_(self.target_in.weight)
+            nn.init.zeros_(self.target_in.bias)
         self.prefix_position = nn.Parameter(torch.randn(c.prefix_length, c.width) * 0.02)
         self.prefix_layers = nn.ModuleList(
             Block(c.width, c.heads, c.head_dim, c.mlp_ratio) for _ in range(c.depth)
@@ -275,20 +295,39 @@ class VlaModel(nn.Module):
 
     # ----- prefix -----
 
-    def prefix_tokens(
-        self, obs: Observation
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Prefix tokens, their validity mask and the goal token's grasp guess (or None)."""
+    def language_tokens(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, width) language tokens and (B, width) their mean over real tokens."""
+        tokens = self.language_proj(obs.language.to(self.dtype))
+        valid = obs.language_mask.to(tokens.dtype)[..., None]
+        return tokens, (tokens * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+
+    def image_tokens(self, obs: Observation, sentence: torch.Tensor) -> torch.Tensor:
+        """(B, cameras * grid * grid, width), FiLM-conditioned on the sentence if on."""
         features = obs.image_features
         if features is None:
             features = self.encode_images(obs.images)
         image_tokens = self.image_proj(features.flatten(3).transpose(2, 3).flatten(1, 2))
-        language_tokens = self.language_proj(obs.language.to(self.dtype))
-        valid = obs.language_mask.to(language_tokens.dtype)[..., None]
-        sentence = (language_tokens * valid).sum(1) / valid.sum(1).clamp(min=1.0)
         if self.config.film:
             scale, shift = self.film(sentence)[:, None].chunk(2, dim=-1)
             image_tokens = image_tokens * (1.0 + scale) + shift
+        return image_tokens
+
+    def goal_guess(self, obs: Observation) -> torch.Tensor:
+        """(B, max_action_dim) the goal token's grasp guess alone, without the prefix.
+
+        With the goal stem it needs only the instruction and the pixels: the image encoder
+        does not run.
+        """
+        _, sentence = self.language_tokens(obs)
+        image_tokens = None if self.config.goal_stem else self.image_tokens(obs, sentence)
+        return self.goal.head(self.goal(sentence, image_tokens, obs.images)).float()
+
+    def prefix_tokens(
+        self, obs: Observation
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Prefix tokens, their validity mask and the goal token's grasp guess (or None)."""
+        language_tokens, sentence = self.language_tokens(obs)
+        image_tokens = self.image_tokens(obs, sentence)
         state_token = self.state_proj(obs.state.to(self.dtype))[:, None]
         parts, goal = [image_tokens, language_tokens, state_token], None
         if self.config.goal_token:
@@ -312,27 +351,28 @@ class VlaModel(nn.Module):
             q, k, v = layer.project(x)
             keys_values.append((k, v))
             x = layer.finish(x, attend(q, k, v, mask))
-        return Prefix(keys_values, mask, x, goal)
-
-    def prefix_keys_values(self, obs: Observation) -> tuple[KeysValues, torch.Tensor]:
-        """What the action expert needs of the prefix: keys/values and the validity mask."""
-        prefix = self.prefix_forward(obs)
-        return prefix.keys_values, prefix.mask
+        target = None
+        if self.config.goal_target:  # System 2 hands System 1 its target
+            pose = goal.detach()
+            if obs.goal is not None:  # rows without a recorded grasp (NaN) keep the guess
+                pose = torch.where(obs.goal.isnan(), pose, obs.goal.float())
+            target = torch.cat([pose * self.action_dim_mask, obs.state.float()], dim=-1)
+        return Prefix(keys_values, mask, x, goal, target)
 
     # ----- action expert -----
 
-    def velocity(
-        self, x: torch.Tensor, t: torch.Tensor, keys_values: KeysValues, prefix_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, prefix: Prefix) -> torch.Tensor:
         """Predicted flow velocity (B, H, max_action_dim) at noisy actions x and times t (B,)."""
         w = self.config.expert_width
         time = time_embedding(t, w).to(self.dtype)[:, None].expand(-1, x.shape[1], -1)
         x = (x * self.action_dim_mask).to(self.dtype)  # padded joints carry no information
         a = self.action_time_mlp(torch.cat([self.action_in(x), time], dim=-1))
         a = a + self.action_position.to(a.dtype)
+        if prefix.target is not None:
+            a = a + self.target_in(prefix.target.to(self.dtype))[:, None]
         own = torch.ones(a.shape[0], a.shape[1], dtype=torch.bool, device=a.device)
-        mask = torch.cat([prefix_mask, own], dim=1)
-        for layer, (pk, pv) in zip(self.expert_layers, keys_values, strict=True):
+        mask = torch.cat([prefix.mask, own], dim=1)
+        for layer, (pk, pv) in zip(self.expert_layers, prefix.keys_values, strict=True):
             q, k, v = layer.project(a)
             k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
             a = layer.finish(a, attend(q, k, v, mask))
@@ -361,10 +401,9 @@ class VlaModel(nn.Module):
         t = sample_flow_time(b, generator, actions.device)
         x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * actions
         prefix = prefix or self.prefix_forward(obs)
-        keys_values = prefix.keys_values
         if insulate:
-            keys_values = [(k.detach(), v.detach()) for k, v in keys_values]
-        error = (self.velocity(x_t, t, keys_values, prefix.mask) - (noise - actions)) ** 2
+            prefix = prefix.insulated()
+        error = (self.velocity(x_t, t, prefix) - (noise - actions)) ** 2
         weight = action_mask[:, :, None] & self.action_dim_mask[None, None, :]
         return (error * weight).sum() / weight.sum().clamp(min=1)
 
@@ -384,21 +423,20 @@ class VlaModel(nn.Module):
         `cache_prefix=False` recomputes the prefix at every step: the same result, slower; it
         exists to check and to measure the cache.
         """
-        keys_values, prefix_mask = self.prefix_keys_values(obs)
+        prefix = self.prefix_forward(obs)
         if cache_prefix:
-            return self.integrate(noise, keys_values, prefix_mask, steps, guidance)
+            return self.integrate(noise, prefix, steps, guidance)
         x, steps = noise.float(), steps or self.config.flow_steps
         for i in range(steps):
             if i:
-                keys_values, prefix_mask = self.prefix_keys_values(obs)
-            x = self.integrate(x, keys_values, prefix_mask, steps, guidance, first=i, count=1)
+                prefix = self.prefix_forward(obs)
+            x = self.integrate(x, prefix, steps, guidance, first=i, count=1)
         return x
 
     def integrate(
         self,
         noise: torch.Tensor,
-        keys_values: KeysValues,
-        prefix_mask: torch.Tensor,
+        prefix: Prefix,
         steps: int | None = None,
         guidance: Guidance | None = None,
         first: int = 0,
@@ -410,9 +448,9 @@ class VlaModel(nn.Module):
         for i in range(first, first + (steps if count is None else count)):
             t = torch.full((x.shape[0],), 1.0 - i / steps, device=x.device)
             if guidance is None:
-                v = self.velocity(x, t, keys_values, prefix_mask)
+                v = self.velocity(x, t, prefix)
             else:
-                v = self.guided_velocity(x, t, keys_values, prefix_mask, guidance)
+                v = self.guided_velocity(x, t, prefix, guidance)
             x = x - v / steps
         return x
 
@@ -420,8 +458,7 @@ class VlaModel(nn.Module):
         self,
         x: torch.Tensor,
         t: torch.Tensor,
-        keys_values: KeysValues,
-        prefix_mask: torch.Tensor,
+        prefix: Prefix,
         guidance: Guidance,
     ) -> torch.Tensor:
         """Velocity plus the real-time-chunking pull.
@@ -431,7 +468,7 @@ class VlaModel(nn.Module):
         weights = guidance.weights(x.shape[1]).to(x.device)[None, :, None]
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
-            v = self.velocity(x, t, keys_values, prefix_mask)
+            v = self.velocity(x, t, prefix)
             clean = x - t[:, None, None] * v  # the actions this velocity points at
             error = (guidance.previous.to(x.device) - clean) * weights * self.action_dim_mask
             (pull,) = torch.autograd.grad(clean, x, grad_outputs=error.detach())

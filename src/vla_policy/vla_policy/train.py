@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save_file
 
 from vla_common.errors import ConfigError
+from vla_common.grounding import GroundingScenes
 from vla_policy.checkpoint import load_checkpoint
 from vla_policy.checkpoint import save_checkpoint
 from vla_policy.config import preset_config
@@ -47,6 +48,7 @@ from vla_policy.finetune import BIN_RANGE
 from vla_policy.finetune import DiscreteActionHead
 from vla_policy.finetune import apply_lora
 from vla_policy.finetune import merged
+from vla_policy.grounding import GroundingBatches
 from vla_policy.model import Observation
 from vla_policy.model import VlaModel
 from vla_policy.normalization import RELATIVE_ACTION
@@ -154,6 +156,16 @@ class Trainer:
         )
         self.language = self._language_cache()
         self.goal_rows = self._goal_rows()
+        self.grounding = None
+        if p['grounding']:
+            self.grounding = GroundingBatches(
+                GroundingScenes.load(p['grounding']),
+                self.model,
+                self.normalizer,
+                p['val_fraction'],
+                p['seed'],
+            )
+            print(f'grounding: {len(self.grounding)} scenes teach the goal token')
         self.action_head = None
         if p['knowledge_insulation']:
             limit = BIN_RANGE[p['normalization']]
@@ -189,9 +201,10 @@ class Trainer:
         return config
 
     def _goal_rows(self) -> np.ndarray:
-        """Per row, the row of the next grasp (-1: none), when the goal token learns from it."""
+        """Per row, the row of the next grasp (-1: none), for the goal token or target."""
         none = np.full(len(self.absolute_actions), -1, dtype=np.int64)
-        if not (self.config.goal_token and self.p['goal_weight'] > 0):
+        wanted = self.p['goal_weight'] > 0 or self.config.goal_target
+        if not (self.config.goal_token and wanted):
             return none
         grippers = [i for i, n in enumerate(self.data.action_names) if 'gripper' in n]
         rows = next_grasp_rows(self.data.actions, self.data.episodes, grippers)
@@ -298,8 +311,15 @@ class Trainer:
         actions = self._padded(chunks, c.max_action_dim).to(self.device)
         mask = torch.from_numpy(np.stack(masks)).to(self.device)
         goal_rows = torch.from_numpy(self.goal_rows[rows])
-        goal = self.absolute_actions[goal_rows.clamp(min=0)].to(self.device)
-        return Batch(obs, actions, mask, goal, (goal_rows >= 0).to(self.device))
+        goal = self.absolute_actions[goal_rows.clamp(min=0)]
+        has_goal = goal_rows >= 0
+        if c.goal_target:  # told the recorded grasp, a little off as the token's guess will be
+            told = goal
+            if training and self.p['goal_target_noise'] > 0:
+                spread = torch.randn(goal.shape, generator=generator)
+                told = goal + self.p['goal_target_noise'] * spread
+            obs.goal = torch.where(has_goal[:, None], told, torch.nan).to(self.device)
+        return Batch(obs, actions, mask, goal.to(self.device), has_goal.to(self.device))
 
     # ----- the loop -----
 
@@ -321,6 +341,9 @@ class Trainer:
                 goal_error = self.goal_error_of(model, prefix.goal, batch)
                 self.goal_error = goal_error.detach()
                 loss = loss + self.p['goal_weight'] * goal_error
+            if auxiliary and self.grounding is not None:
+                grounding = self.grounding.loss(model, self.p['batch_size'], generator)
+                loss = loss + self.p['grounding_weight'] * grounding
         return loss
 
     @staticmethod
@@ -348,6 +371,9 @@ class Trainer:
             self.history.setdefault('val_goal', []).append(
                 [self.step, float(np.mean(goal_errors))]
             )
+        grounded = self.grounding.nearest_fraction(model) if self.grounding else None
+        if grounded is not None:
+            self.history.setdefault('val_grounded', []).append([self.step, grounded])
         return sum(losses) / len(losses)
 
     def train(self) -> Path:
@@ -401,6 +427,8 @@ class Trainer:
                 if self.history.get('val_goal'):
                     shown['goal'] = f'{self.goal_error.item():.3f}'
                     shown['val_goal'] = f'{self.history["val_goal"][-1][1]:.3f}'
+                if self.history.get('val_grounded'):
+                    shown['grounded'] = f'{self.history["val_grounded"][-1][1]:.0%}'
                 bar.set_postfix(shown, samples_s=f'{rate:.1f}')
                 bar.update(1)
         except KeyboardInterrupt:

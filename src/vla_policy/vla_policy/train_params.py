@@ -48,6 +48,19 @@ TRAIN_PARAMETERS = [
         1.0,
         'Weight of the goal token loss (its guess of the pose at the next grasp; 0: off).',
     ),
+    Param(
+        'grounding',
+        '',
+        'Grounding scenes (.npz from vla grounding): each step also asks the goal token for '
+        'every object they label, in as many scenes as batch_size.',
+    ),
+    Param('grounding_weight', 1.0, 'Weight of the grounding scenes loss.'),
+    Param(
+        'goal_target_noise',
+        0.1,
+        'With goal_target: spread (normalised units) added to the recorded grasp the expert is '
+        'told, as the goal token guesses it only so well.',
+    ),
     Param('discrete_loss_weight', 1.0, 'Weight of the binned-action loss (knowledge insulation).'),
 ]
 

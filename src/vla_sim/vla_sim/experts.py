@@ -525,6 +525,17 @@ def expert_for(sim) -> ScriptedExpert:
     return EXPERTS[sim.task.name](sim)
 
 
+def grasp_pose(sim) -> np.ndarray:
+    """Joint targets (sim order) where the expert grasps the object the task asks for.
+
+    That is, when its gripper command is half closed on it.
+    """
+    expert = expert_for(sim)
+    waypoints = expert.tracks[0].waypoints
+    closed = next(i for i, w in enumerate(waypoints) if w.grip == GRIPPER_CLOSED)
+    return expert.targets((waypoints[closed - 1].time + waypoints[closed].time) / 2)
+
+
 def run_expert_episode(sim, seed: int, dt: float = 0.02):
     """Reset to `seed` and let the task's expert act at 1/dt Hz; returns the final outcome."""
     sim.reset(seed)

@@ -85,6 +85,7 @@ class Simulation:
             available = ', '.join(SIMULATED_ROBOTS)
             raise ConfigError(f'no simulation of robot {robot!r}; available: {available}')
         description = ROBOT_MODELS[robot]
+        self.robot = robot
         self.tasks = ROBOT_TASKS[robot]
         task = task or self.tasks[0]
         self._check_task(task)

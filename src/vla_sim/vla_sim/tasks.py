@@ -119,6 +119,11 @@ class PickCubeTask:
     def instruction(self) -> str:
         return f'pick up the {self.target} cube'
 
+    @property
+    def choices(self) -> list[str]:
+        """The objects an instruction can name (set `target` to one to ask for it)."""
+        return list(self._cubes)
+
     def cube_position(self, data: mujoco.MjData, colour: str) -> np.ndarray:
         adr = self._qpos[colour]
         return data.qpos[adr : adr + 3].copy()
