@@ -443,7 +443,9 @@ def grounding_scenes(path, scenes=40, joints=JOINTS):
 
 def test_grounding_scenes_teach_the_goal_token_where_each_named_object_is(dataset, tmp_path):
     scenes = grounding_scenes(tmp_path / 'grounding.npz')
-    trainer = Trainer(params(dataset, tmp_path / 'g', grounding=scenes, goal_weight=0, steps=100, ema_decay=0))
+    trainer = Trainer(
+        params(dataset, tmp_path / 'g', grounding=scenes, goal_weight=0, steps=100, ema_decay=0)
+    )
     assert len(trainer.grounding) == 26  # 34% of the 40 scenes held out
     before = trainer.grounding.nearest_fraction(trainer.model)
     trainer.model.zero_grad(set_to_none=True)

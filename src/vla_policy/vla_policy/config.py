@@ -186,6 +186,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         'film': True,
         'goal_token': True,
         'goal_stem': True,
+        'goal_target': True,
         'relative_actions': True,
         'max_language_tokens': 24,
         'width': 256,
