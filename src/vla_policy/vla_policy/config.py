@@ -62,8 +62,8 @@ class PolicyConfig:
     goal_target: bool = False
     """The action expert is told a grasp pose to reach (and the state) beside the prefix: the
     recorded one in training, the goal token's guess at run time (System 2 hands System 1 a
-    target). Finding the asked object is then the goal token's job alone, which rendered
-    scenes with every object labelled teach well; the expert only learns to reach a pose."""
+    target). Off in the presets: fine-tuned into a trained model, the expert learned to ignore
+    it (told another cube's grasp, it still went for the asked one; bench/RESULTS.md)."""
     relative_actions: bool = False
     """Each chunk holds the arm joints' targets minus the state at capture (grippers stay
     absolute), as openpi's delta actions: a correction the wrist camera shows is then the same
@@ -186,7 +186,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         'film': True,
         'goal_token': True,
         'goal_stem': True,
-        'goal_target': True,
         'relative_actions': True,
         'max_language_tokens': 24,
         'width': 256,
