@@ -47,9 +47,7 @@ def write_grounding_scenes(arguments: dict[str, Any], say=print) -> Path:
         shapes = {name: (c['height'], c['width']) for name, c in cameras.items()}
     if not shapes:
         raise ConfigError(f'robot {a["robot"]} has no cameras to render')
-    widest = max(width for _, width in shapes.values())
-    tallest = max(height for height, _ in shapes.values())
-    sim = Simulation(a['robot'], a['task'] or None, max(widest, 640), max(tallest, 480))
+    sim = Simulation(a['robot'], a['task'] or None)
     with tqdm(total=a['scenes'], desc='grounding scenes', unit='scene') as bar:
         scenes = render_grounding_scenes(
             sim,

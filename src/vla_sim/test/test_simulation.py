@@ -6,6 +6,7 @@ from vla_common.errors import ConfigError
 from vla_sim.meshes import read_stl
 from vla_sim.meshes import simplified
 from vla_sim.meshes import write_stl
+from vla_sim.rendering import SimCameras
 from vla_sim.scene import CUBE_HALF
 from vla_sim.scene import look_at_quat
 from vla_sim.scene import so101_model_path
@@ -115,6 +116,16 @@ def test_images_show_the_three_cubes():
     assert red.sum() > 20
     assert green.sum() > 20
     assert blue.sum() > 20
+
+
+def test_sim_cameras_render_larger_than_the_scene_was_compiled_for():
+    sim = Simulation('so101', 'pick_cube', 160, 120)
+    sim.reset(0)
+    with SimCameras(sim, {'front': (120, 160), 'wrist': (720, 1280)}) as cameras:
+        frames = cameras.render()
+    assert frames['front'].shape == (120, 160, 3)
+    assert frames['wrist'].shape == (720, 1280, 3)
+    assert frames['wrist'].std() > 10  # a scene, not an empty buffer
 
 
 def test_meshes_are_decimated_and_cached(tmp_path, monkeypatch):

@@ -15,6 +15,10 @@ class SimCameras:
     def __init__(self, sim, shapes: dict[str, tuple[int, int]]) -> None:
         self.sim = sim
         self.shapes = {camera: tuple(shape) for camera, shape in shapes.items()}
+        # A renderer's offscreen buffer is the model's: grow it to the largest camera asked for.
+        buffer = sim.model.vis.global_
+        buffer.offheight = max(buffer.offheight, *(h for h, _ in self.shapes.values()))
+        buffer.offwidth = max(buffer.offwidth, *(w for _, w in self.shapes.values()))
         self.renderers = {}
         for h, w in set(self.shapes.values()):
             self.renderers[h, w] = mujoco.Renderer(sim.model, h, w)
