@@ -16,6 +16,8 @@ One .npz file (numpy only: written without torch, read without MuJoCo):
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,12 @@ class GroundingScenes:
     seeds: np.ndarray
 
     def __post_init__(self) -> None:
-        s, k = self.instructions.shape[:2] if self.instructions.ndim == 2 else (-1, -1)
+        if self.instructions.ndim != 2:
+            raise ConfigError(
+                f'grounding scenes: instructions have shape {self.instructions.shape}, '
+                'expected (scenes, objects)'
+            )
+        s, k = self.instructions.shape
         expected = {
             'images': (s, len(self.cameras), None, None, 3),
             'grasps': (s, k, len(self.joint_names)),
@@ -46,13 +53,8 @@ class GroundingScenes:
         }
         for name, shape in expected.items():
             actual = getattr(self, name).shape
-            if (
-                s < 0
-                or len(actual) != len(shape)
-                or any(
-                    want is not None and want != got
-                    for want, got in zip(shape, actual, strict=True)
-                )
+            if len(actual) != len(shape) or any(
+                want is not None and want != got for want, got in zip(shape, actual, strict=True)
             ):
                 raise ConfigError(
                     f'grounding scenes: {name} has shape {actual}, expected {shape} '
@@ -87,7 +89,7 @@ class GroundingScenes:
         try:
             with np.load(path, allow_pickle=False) as files:
                 arrays = {name: files[name] for name in _ARRAYS if name in files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ConfigError(f'{path}: cannot read grounding scenes ({exc})') from None
         missing = [name for name in _ARRAYS if name not in arrays]
         if missing:

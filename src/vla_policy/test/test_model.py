@@ -309,6 +309,7 @@ def test_the_expert_is_told_the_recorded_grasp_in_training_and_the_guess_at_run_
     obs.goal = guess
     assert torch.allclose(model.sample(obs, x), model.sample(observation(model), x), atol=1e-5)
     assert not torch.allclose(told, model.sample(obs, x), atol=1e-3)
+    assert torch.equal(model.goal_guess(obs), guess), 'the guess alone is the prefix one'
     obs.goal = guess + 1.0
     obs.goal[1] = float('nan')  # no recorded grasp: that row is told the guess
     mixed = model.sample(obs, x)

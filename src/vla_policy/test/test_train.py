@@ -457,3 +457,28 @@ def test_grounding_scenes_teach_the_goal_token_where_each_named_object_is(datase
     other = grounding_scenes(tmp_path / 'other.npz', joints=[f'j{i}' for i in range(6)])
     with pytest.raises(ConfigError, match='labelled for joints'):
         Trainer(params(dataset, tmp_path / 'bad', grounding=other))
+
+
+def test_with_goal_target_training_tells_the_recorded_grasp_and_validation_the_guess(
+    dataset, tmp_path
+):
+    trainer = Trainer(params(dataset, tmp_path / 'told', goal_target=True, steps=4))
+    assert trainer.config.goal_target
+    batch = trainer.batch(trainer.train_episodes, torch.Generator().manual_seed(5), True)
+    told, has = batch.obs.goal, batch.goal_mask
+    assert has.any()  # the fixture closes the gripper in half its episodes
+    assert not has.all()
+    assert told[~has].isnan().all()  # no recorded grasp: the guess stands in
+    off = (told[has] - batch.goal[has])[:, : trainer.config.action_dim]
+    assert 0 < off.abs().mean() < 0.5, 'the recorded grasp, spread by goal_target_noise'
+    assert _batch_of(trainer).obs.goal is None, 'validation tells the guess, as at run time'
+    trainer.train()
+    with pytest.raises(ConfigError, match='goal_target'):
+        Trainer(params(dataset, tmp_path / 'x', goal_target=True, init=str(trainer.out / 'g')))
+
+
+def test_a_grounding_split_always_keeps_scenes_to_train_on(dataset, tmp_path):
+    scenes = grounding_scenes(tmp_path / 'three.npz', scenes=3)
+    trainer = Trainer(params(dataset, tmp_path / 'g', grounding=scenes, val_fraction=0.9))
+    assert len(trainer.grounding) == 1
+    assert len(trainer.grounding.val_scenes) == 2

@@ -15,6 +15,7 @@ import torch
 from vla_common.errors import ConfigError
 from vla_common.grounding import GroundingScenes
 from vla_policy.data import ACTION
+from vla_policy.data import split_episodes
 from vla_policy.model import Observation
 from vla_policy.model import VlaModel
 from vla_policy.normalization import Normalizer
@@ -68,11 +69,8 @@ class GroundingBatches:
         if c.freeze_language:
             with torch.no_grad():
                 self.language = model.encode_language(self.sentences)
-        count = len(scenes.seeds)
-        order = np.random.default_rng(seed).permutation(count)
-        held = round(count * val_fraction) if count > 1 else 0
-        self.val_scenes = torch.from_numpy(np.sort(order[:held]))
-        self.train_scenes = torch.from_numpy(np.sort(order[held:]))
+        train, held = split_episodes(list(range(len(scenes.seeds))), val_fraction, seed)
+        self.train_scenes, self.val_scenes = torch.tensor(train), torch.tensor(held)
         self.choices = scenes.instructions.shape[1]
         self.max_state_dim = c.max_state_dim
 
@@ -116,10 +114,11 @@ class GroundingBatches:
         if not len(self.val_scenes):
             return None
         hits = 0
-        for choice in range(self.choices):
-            choices = torch.full((len(self.val_scenes),), choice)
-            guess = model.goal_guess(self.observation(model, self.val_scenes, choices))
-            grasps = self.grasps[self.val_scenes].to(guess.device)  # (S, K, D)
-            distance = (((guess[:, None] - grasps) * model.action_dim_mask) ** 2).sum(-1)
-            hits += int((distance.argmin(1) == choice).sum())
+        for scenes in self.val_scenes.split(64):
+            for choice in range(self.choices):
+                choices = torch.full((len(scenes),), choice)
+                guess = model.goal_guess(self.observation(model, scenes, choices))
+                grasps = self.grasps[scenes].to(guess.device)  # (S, K, D)
+                distance = (((guess[:, None] - grasps) * model.action_dim_mask) ** 2).sum(-1)
+                hits += int((distance.argmin(1) == choice).sum())
         return hits / (len(self.val_scenes) * self.choices)

@@ -120,11 +120,14 @@ class Trainer:
         torch.manual_seed(p['seed'])
         shapes = {c: data.camera_shape(c) for c in cameras}
         if initial:  # fine-tuning: the checkpoint's model, on this dataset's images
+            if p['goal_target'] and not initial.goal_target:
+                raise ConfigError(f'goal_target:=true needs a new model; {p["init"]} has none')
             self.model = load_checkpoint(p['init'], robot)[0].to(self.device)
             self.model.config.camera_shapes = shapes
         else:
+            extra = {'goal_target': True} if p['goal_target'] else {}
             config = preset_config(
-                p['preset'], robot, cameras=cameras, camera_shapes=shapes, fps=data.fps
+                p['preset'], robot, cameras=cameras, camera_shapes=shapes, fps=data.fps, **extra
             )
             self.model = VlaModel(config).to(self.device)
         self.config = config = self.model.config
@@ -313,11 +316,10 @@ class Trainer:
         goal_rows = torch.from_numpy(self.goal_rows[rows])
         goal = self.absolute_actions[goal_rows.clamp(min=0)]
         has_goal = goal_rows >= 0
-        if c.goal_target:  # told the recorded grasp, a little off as the token's guess will be
-            told = goal
-            if training and self.p['goal_target_noise'] > 0:
-                spread = torch.randn(goal.shape, generator=generator)
-                told = goal + self.p['goal_target_noise'] * spread
+        if c.goal_target and training:  # told the recorded grasp, a little off as the guess is
+            # (validation tells the expert the goal token's guess, as at run time)
+            spread = torch.randn(goal.shape, generator=generator)
+            told = goal + self.p['goal_target_noise'] * spread
             obs.goal = torch.where(has_goal[:, None], told, torch.nan).to(self.device)
         return Batch(obs, actions, mask, goal.to(self.device), has_goal.to(self.device))
 
@@ -354,10 +356,13 @@ class Trainer:
 
     def validate(self) -> float | None:
         """Mean loss of the (EMA) model on fixed held-out batches: comparable across steps."""
-        if not self.val_episodes:
-            return None
         model = self.ema or self.model
         model.eval()
+        grounded = self.grounding.nearest_fraction(model) if self.grounding else None
+        if grounded is not None:
+            self.history.setdefault('val_grounded', []).append([self.step, grounded])
+        if not self.val_episodes:
+            return None
         generator = torch.Generator().manual_seed(self.p['seed'] + 1)
         losses, goal_errors = [], []
         with torch.no_grad():
@@ -371,9 +376,6 @@ class Trainer:
             self.history.setdefault('val_goal', []).append(
                 [self.step, float(np.mean(goal_errors))]
             )
-        grounded = self.grounding.nearest_fraction(model) if self.grounding else None
-        if grounded is not None:
-            self.history.setdefault('val_grounded', []).append([self.step, grounded])
         return sum(losses) / len(losses)
 
     def train(self) -> Path:

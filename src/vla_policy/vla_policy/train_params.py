@@ -52,9 +52,14 @@ TRAIN_PARAMETERS = [
         'grounding',
         '',
         'Grounding scenes (.npz from vla grounding): each step also asks the goal token for '
-        'every object they label, in as many scenes as batch_size.',
+        'one labelled object in each of batch_size scenes.',
     ),
     Param('grounding_weight', 1.0, 'Weight of the grounding scenes loss.'),
+    Param(
+        'goal_target',
+        False,
+        "Tell the action expert the goal token's grasp guess (a new model; see PolicyConfig).",
+    ),
     Param(
         'goal_target_noise',
         0.1,

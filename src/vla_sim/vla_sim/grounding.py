@@ -1,13 +1,14 @@
 """Render grounding scenes: seeded scenes labelled with the grasp pose of every object.
 
 Each scene is a task reset, with the arm somewhere on the scripted expert's way to one of
-the objects (a time drawn up to `approach_s`, before it descends and touches anything), so
+the objects (a time drawn up to `approach_s`, and never past the start of its descent), so
 the labels hold from the poses a policy passes through, not only from home. The labels are
 the expert's grasp for each object the instruction can name, planned before the arm moves.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import cv2
@@ -19,6 +20,15 @@ from vla_sim.experts import expert_for
 from vla_sim.experts import grasp_pose
 from vla_sim.rendering import SimCameras
 from vla_sim.simulation import Simulation
+
+
+def descent_start(expert) -> float:
+    """When the expert's hand first moves down: later it may touch the cubes the labels saw."""
+    waypoints = expert.tracks[0].waypoints
+    for before, after in itertools.pairwise(waypoints):
+        if after.position[2] < before.position[2] - 1e-3:
+            return before.time
+    return waypoints[-1].time
 
 
 def render_grounding_scenes(
@@ -49,7 +59,8 @@ def render_grounding_scenes(
                 sim.task.target = choice
                 labels[choice] = (sim.task.instruction, grasp_pose(sim))
             sim.task.target = choices[int(rng.integers(len(choices)))]
-            expert, until, t = expert_for(sim), rng.uniform(0.0, approach_s), 0.0
+            expert = expert_for(sim)
+            until, t = rng.uniform(0.0, min(approach_s, descent_start(expert))), 0.0
             while t < until:
                 sim.command(names, np.clip(expert.targets(t), sim.lower, sim.upper))
                 sim.step(1.0 / fps)

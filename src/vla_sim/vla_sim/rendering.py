@@ -1,6 +1,7 @@
 """Cameras of a simulation rendered off-screen at given sizes, in the caller's thread.
 
-For in-process loops (benchmarks, `vla corrections`); the sim node renders its own.
+For in-process loops (benchmarks, `vla corrections`, `vla grounding`); the sim node renders its
+own.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ class SimCameras:
         self.shapes = {camera: tuple(shape) for camera, shape in shapes.items()}
         # A renderer's offscreen buffer is the model's: grow it to the largest camera asked for.
         buffer = sim.model.vis.global_
-        buffer.offheight = max(buffer.offheight, *(h for h, _ in self.shapes.values()))
-        buffer.offwidth = max(buffer.offwidth, *(w for _, w in self.shapes.values()))
+        buffer.offheight = max([buffer.offheight, *(h for h, _ in self.shapes.values())])
+        buffer.offwidth = max([buffer.offwidth, *(w for _, w in self.shapes.values())])
         self.renderers = {}
         for h, w in set(self.shapes.values()):
             self.renderers[h, w] = mujoco.Renderer(sim.model, h, w)
