@@ -37,6 +37,11 @@ def pytest_configure(config):
     os.environ.pop('ROS_LOCALHOST_ONLY', None)
     os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
     os.environ.setdefault('MUJOCO_GL', 'egl')  # headless rendering
+    # A suite started with `&` from a non-interactive shell inherits SIGINT ignored, and so
+    # would every node and terminal the tests start and then stop with Ctrl-C. A handled
+    # signal is reset to its default across exec, an ignored one is not: handle it here.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Received(list):
