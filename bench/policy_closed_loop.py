@@ -7,6 +7,11 @@ the cameras render at the checkpoint's sizes, the policy infers a chunk from the
 the images and the joint state, and its targets are sent one per 1/fps. No controller, no
 transport, no latency: what fails here is the policy. Much faster than `vla eval` (no real-time
 pacing), so it ranks checkpoints; the numbers to report come from `vla eval` through the graph.
+
+For a task that names one of several objects (SO-101 pick_cube) it also says where the policy
+first closed the gripper: which cube was nearest the gripper there, and how far (in the
+table's plane) from the point where the scripted expert grasps the asked one. Those show
+progress before any pick succeeds.
 """
 
 from __future__ import annotations
@@ -20,8 +25,39 @@ import torch
 from vla_common.robot_config import load_robot_config
 from vla_policy.checkpoint import load_checkpoint
 from vla_policy.inference import PolicyRunner
+from vla_sim.experts import SITE
+from vla_sim.experts import expert_for
 from vla_sim.rendering import SimCameras
 from vla_sim.simulation import Simulation
+
+CLOSING_RAD = 0.3  # a gripper target below this has the pads about a cube's width apart
+SETTLE_S = 1.0  # a close before this is the home pose's gripper, not a grasp
+
+
+class FirstClose:
+    """Where the gripper is when the policy first commands it shut on a cube."""
+
+    def __init__(self, sim: Simulation, gripper: int) -> None:
+        self.sim, self.gripper, self.site = sim, gripper, sim.model.site(SITE).id
+        self.grasp_point = expert_for(sim).grasp_goal().at
+        self.where: np.ndarray | None = None
+
+    def update(self, targets: np.ndarray) -> None:
+        if self.where is None and targets[self.gripper] < CLOSING_RAD and self.sim.time > SETTLE_S:
+            self.where = self.sim.data.site_xpos[self.site].copy()
+
+    def report(self) -> tuple[str, float]:
+        """The cube nearest the gripper at the close (or now, without one), and cm off."""
+        task, where = self.sim.task, self.where
+        if where is None:
+            where = self.sim.data.site_xpos[self.site]
+        apart = {
+            c: np.linalg.norm((where - task.cube_position(self.sim.data, c))[:2])
+            for c in task.choices
+        }
+        return min(apart, key=apart.get), 100 * float(
+            np.linalg.norm((where - self.grasp_point)[:2])
+        )
 
 
 def main() -> None:
@@ -48,12 +84,14 @@ def main() -> None:
     order = [sim.joint_names.index(n) for n in config.joint_names]
     period = 1.0 / config.fps
     images = SimCameras(sim, config.camera_shapes)
-    results = []
+    results, closes = [], []
+    choices = bool(getattr(sim.task, 'choices', None))
     for k in range(args.episodes):
         seed = args.seed + k
         instruction = sim.reset(seed)
         runner.generator.manual_seed(seed)  # the same noise per scene, whichever ran before
         began, outcome = time.perf_counter(), None
+        close = FirstClose(sim, config.joint_names.index('gripper')) if choices else None
         while sim.time < args.timeout and not (
             outcome and (outcome.success or outcome.wrong_object)
         ):
@@ -62,20 +100,34 @@ def main() -> None:
             for target in chunk.actions[: args.replan]:
                 targets = np.clip(target, sim.lower[order], sim.upper[order])
                 sim.command(config.joint_names, targets)
+                if close:
+                    close.update(targets)
                 outcome = sim.step(period)
                 if outcome.success or outcome.wrong_object:
                     break
         results.append((instruction, outcome.success, outcome.wrong_object, sim.time))
+        where = ''
+        if close:
+            nearest, off = close.report()
+            closes.append((nearest == sim.task.target, off))
+            shut = 'closed' if close.where is not None else 'never closed; now'
+            where = f'; {shut} {off:.1f} cm off the grasp point, nearest the {nearest} cube'
         print(
             f'seed {seed} "{instruction}": '
             + ('success' if outcome.success else 'wrong object' if outcome.wrong_object else 'no')
-            + f' at {sim.time:.1f} s sim ({time.perf_counter() - began:.0f} s wall)',
+            + f' at {sim.time:.1f} s sim ({time.perf_counter() - began:.0f} s wall){where}',
             flush=True,
         )
     images.close()
     success = np.mean([r[1] for r in results])
     wrong = np.mean([r[2] for r in results])
     print(f'{args.checkpoint}: success {success:.0%}, wrong object {wrong:.0%} of {len(results)}')
+    if closes:
+        asked = sum(c[0] for c in closes)
+        print(
+            f'first close: the asked cube nearest in {asked} of {len(closes)}; off the grasp '
+            f'point, median {np.median([c[1] for c in closes]):.1f} cm'
+        )
 
 
 if __name__ == '__main__':

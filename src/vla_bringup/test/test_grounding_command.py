@@ -12,6 +12,7 @@ def test_vla_grounding_writes_scenes_at_the_asked_sizes(tmp_path, capsys):
     assert scenes.images.shape == (2, 2, 32, 32, 3)
     assert list(scenes.seeds) == [5, 6]
     assert scenes.instructions.shape == (2, 3)
+    assert scenes.rendered_shapes.tolist() == [[120, 160], [120, 160]]  # height, width
     assert str(output) in capsys.readouterr().out
 
 

@@ -11,6 +11,9 @@ One .npz file (numpy only: written without torch, read without MuJoCo):
 - `instructions` (S, K) str: the instruction naming object k of scene s
 - `grasps` (S, K, joints) float32: joint targets (rad, m for ALOHA grippers) at that grasp
 - `joint_names` (joints,) str, `seeds` (S,) int, `robot` and `task` str
+- `rendered_shapes` (cameras, 2) int: (height, width) each camera rendered at before the resize
+  to H x W; its aspect sets the field of view, which must be the dataset's (absent in files
+  written before it was added)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 from vla_common.errors import ConfigError
 
 _ARRAYS = ('images', 'cameras', 'instructions', 'grasps', 'joint_names', 'seeds', 'robot', 'task')
+_OPTIONAL = ('rendered_shapes',)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class GroundingScenes:
     instructions: np.ndarray
     grasps: np.ndarray
     seeds: np.ndarray
+    rendered_shapes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.instructions.ndim != 2:
@@ -51,6 +56,8 @@ class GroundingScenes:
             'grasps': (s, k, len(self.joint_names)),
             'seeds': (s,),
         }
+        if self.rendered_shapes is not None:
+            expected['rendered_shapes'] = (len(self.cameras), 2)
         for name, shape in expected.items():
             actual = getattr(self, name).shape
             if len(actual) != len(shape) or any(
@@ -74,7 +81,8 @@ class GroundingScenes:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + '.tmp.npz')
         try:
-            np.savez(tmp, **{name: np.asarray(getattr(self, name)) for name in _ARRAYS})
+            names = _ARRAYS + (_OPTIONAL if self.rendered_shapes is not None else ())
+            np.savez(tmp, **{name: np.asarray(getattr(self, name)) for name in names})
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)
@@ -88,7 +96,7 @@ class GroundingScenes:
             raise ConfigError(f'{path}: no grounding scenes there (write them with vla grounding)')
         try:
             with np.load(path, allow_pickle=False) as files:
-                arrays = {name: files[name] for name in _ARRAYS if name in files}
+                arrays = {name: files[name] for name in _ARRAYS + _OPTIONAL if name in files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ConfigError(f'{path}: cannot read grounding scenes ({exc})') from None
         missing = [name for name in _ARRAYS if name not in arrays]
@@ -103,4 +111,5 @@ class GroundingScenes:
             instructions=arrays['instructions'].astype(str),
             grasps=arrays['grasps'].astype(np.float32),
             seeds=arrays['seeds'],
+            rendered_shapes=arrays.get('rendered_shapes'),
         )

@@ -418,7 +418,7 @@ def test_with_cached_features_the_goal_stem_still_sees_the_pixels(dataset, tmp_p
     assert trainer.model.goal.stem.body[0].weight.grad.abs().sum() > 0
 
 
-def grounding_scenes(path, scenes=40, joints=JOINTS):
+def grounding_scenes(path, scenes=40, joints=JOINTS, rendered=None):
     """A red and a blue bar at random columns; each one's grasp pans to its column."""
     rng = np.random.default_rng(1)
     images = np.zeros((scenes, 2, *SHAPE, 3), np.uint8)
@@ -437,6 +437,7 @@ def grounding_scenes(path, scenes=40, joints=JOINTS):
         instructions=np.array([list(TASKS)] * scenes),
         grasps=grasps,
         seeds=np.arange(scenes),
+        rendered_shapes=None if rendered is None else np.array([rendered] * 2),
     ).save(path)
     return path
 
@@ -475,6 +476,14 @@ def test_with_goal_target_training_tells_the_recorded_grasp_and_validation_the_g
     trainer.train()
     with pytest.raises(ConfigError, match='goal_target'):
         Trainer(params(dataset, tmp_path / 'x', goal_target=True, init=str(trainer.out / 'g')))
+
+
+def test_grounding_scenes_with_another_field_of_view_are_refused(dataset, tmp_path):
+    doubled = grounding_scenes(tmp_path / 'doubled.npz', 4, rendered=[2 * n for n in SHAPE])
+    Trainer(params(dataset, tmp_path / 'ok', grounding=doubled))  # sharper, the same view
+    wide = grounding_scenes(tmp_path / 'wide.npz', 4, rendered=[SHAPE[0], 2 * SHAPE[1]])
+    with pytest.raises(ConfigError, match=f'camera_size:={SHAPE[1]}x{SHAPE[0]}'):
+        Trainer(params(dataset, tmp_path / 'wide', grounding=wide))
 
 
 def test_a_grounding_split_always_keeps_scenes_to_train_on(dataset, tmp_path):

@@ -21,6 +21,26 @@ from vla_policy.model import VlaModel
 from vla_policy.normalization import Normalizer
 
 
+def _check_field_of_view(scenes: GroundingScenes, camera_shapes: dict) -> None:
+    """Refuse scenes rendered at another aspect than the training frames.
+
+    They show a wider or narrower view (MuJoCo keeps the vertical field of view), so a place in
+    the image means another place on the table.
+    """
+    if scenes.rendered_shapes is None:
+        return
+    for camera, (height, width) in zip(
+        scenes.cameras, scenes.rendered_shapes.tolist(), strict=True
+    ):
+        want = camera_shapes.get(camera)
+        if want and abs(width / height - want[1] / want[0]) > 0.01:
+            raise ConfigError(
+                f'grounding scenes show camera {camera} at {width}x{height}, the training '
+                f'frames at {want[1]}x{want[0]}: another field of view. Render them with '
+                f'vla grounding camera_size:={want[1]}x{want[0]}'
+            )
+
+
 class GroundingBatches:
     """The scenes at the model's cameras, image size and normalisation, split train / held out."""
 
@@ -46,6 +66,7 @@ class GroundingBatches:
                 f'grounding scenes have no {", ".join(absent)} camera (they have '
                 f'{", ".join(scenes.cameras)})'
             )
+        _check_field_of_view(scenes, c.camera_shapes)
         self.device = model.device
         order = [scenes.joint_names.index(n) for n in c.joint_names]
         grasps = normalizer.normalize(ACTION, scenes.grasps[..., order])

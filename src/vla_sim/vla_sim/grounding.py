@@ -84,4 +84,5 @@ def render_grounding_scenes(
         instructions=np.asarray(instructions),
         grasps=np.asarray(grasps, dtype=np.float32),
         seeds=np.arange(first_seed, first_seed + scenes),
+        rendered_shapes=np.array([camera_shapes[c] for c in camera_shapes], dtype=np.int64),
     )
