@@ -21,6 +21,7 @@ from vla_policy.data import chunk_rows
 from vla_policy.data import frame_cache
 from vla_policy.data import next_grasp_rows
 from vla_policy.data import relative_action_stats
+from vla_policy.data import split_episodes
 from vla_policy.finetune import BINS
 from vla_policy.finetune import from_bins
 from vla_policy.finetune import to_bins
@@ -384,7 +385,8 @@ def test_the_goal_of_each_frame_is_the_next_grasp_of_its_episode():
 
 
 def test_the_goal_token_learns_the_next_grasp_pose(dataset, tmp_path):
-    trainer = Trainer(params(dataset, tmp_path / 'goal', steps=30))
+    # val_fraction 0.5 holds out episodes 2 and 5: one of each direction, so one with a grasp.
+    trainer = Trainer(params(dataset, tmp_path / 'goal', steps=30, val_fraction=0.5))
     assert trainer.config.goal_token
     # The fixture's gripper closes in the episodes that move down, never in the others.
     assert 0 < (trainer.goal_rows >= 0).mean() < 1
@@ -447,7 +449,7 @@ def test_grounding_scenes_teach_the_goal_token_where_each_named_object_is(datase
     trainer = Trainer(
         params(dataset, tmp_path / 'g', grounding=scenes, goal_weight=0, steps=100, ema_decay=0)
     )
-    assert len(trainer.grounding) == 26  # 34% of the 40 scenes held out
+    assert len(trainer.grounding) == 30  # 10 of the 40 scenes held out (val_fraction 0.34)
     before = trainer.grounding.nearest_fraction(trainer.model)
     trainer.model.zero_grad(set_to_none=True)
     trainer.loss(_batch_of(trainer), torch.Generator(), auxiliary=True).backward()
@@ -484,6 +486,18 @@ def test_grounding_scenes_with_another_field_of_view_are_refused(dataset, tmp_pa
     wide = grounding_scenes(tmp_path / 'wide.npz', 4, rendered=[SHAPE[0], 2 * SHAPE[1]])
     with pytest.raises(ConfigError, match=f'camera_size:={SHAPE[1]}x{SHAPE[0]}'):
         Trainer(params(dataset, tmp_path / 'wide', grounding=wide))
+
+
+def test_a_grown_dataset_keeps_every_earlier_episode_on_its_side_of_the_split():
+    train, held = split_episodes(list(range(100)), 0.2, seed=3)
+    grown_train, grown_held = split_episodes(list(range(250)), 0.2, seed=3)
+    assert set(train) <= set(grown_train)
+    assert set(held) <= set(grown_held)
+    assert 10 <= len(held) <= 30, 'about a fifth held out'
+    pair = split_episodes([0, 1], 0.01, seed=3)
+    assert sorted(map(len, pair)) == [1, 1], 'one held out even when the fraction rounds to none'
+    assert split_episodes([7], 0.5, seed=3) == ([7], []), 'a lone episode trains'
+    assert split_episodes(list(range(5)), 0.0, seed=3) == (list(range(5)), [])
 
 
 def test_a_grounding_split_always_keeps_scenes_to_train_on(dataset, tmp_path):

@@ -284,14 +284,22 @@ def frame_cache(dataset: LeRobotDataset, cameras: list[str], size: list[int], ca
 def split_episodes(
     episodes: list[Episode], val_fraction: float, seed: int
 ) -> tuple[list[Episode], list[Episode]]:
-    """Train/validation split by whole episodes (frames of one episode never straddle it)."""
-    order = np.random.default_rng(seed).permutation(len(episodes))
-    n_val = round(len(episodes) * val_fraction) if len(episodes) > 1 else 0
-    n_val = min(max(n_val, 1 if val_fraction > 0 and len(episodes) > 1 else 0), len(episodes) - 1)
-    val = sorted(order[:n_val].tolist())
+    """Train/validation split by whole episodes (frames of one episode never straddle it).
+
+    Each episode's side is drawn from (seed, its index) alone, so appending episodes (DAgger
+    corrections, more recordings) leaves every earlier episode where it was: a fine-tune on the
+    grown dataset never validates on what its starting checkpoint trained on. At least one
+    episode trains, and one is held out when `val_fraction` > 0 and there are two.
+    """
+    keys = np.array([np.random.default_rng([seed, i]).random() for i in range(len(episodes))])
+    held = keys < val_fraction
+    if len(episodes) > 1 and val_fraction > 0 and not held.any():
+        held[np.argmin(keys)] = True
+    if held.all():
+        held[np.argmax(keys)] = False
     return (
-        [e for i, e in enumerate(episodes) if i not in val],
-        [episodes[i] for i in val],
+        [e for e, h in zip(episodes, held, strict=True) if not h],
+        [e for e, h in zip(episodes, held, strict=True) if h],
     )
 
 
