@@ -26,6 +26,7 @@ from vla_policy.finetune import BINS
 from vla_policy.finetune import from_bins
 from vla_policy.finetune import to_bins
 from vla_policy.inference import PolicyRunner
+from vla_policy.model import EXPERT_PARTS
 from vla_policy.normalization import RELATIVE_ACTION
 from vla_policy.normalization import Normalizer
 from vla_policy.train import Trainer
@@ -478,6 +479,28 @@ def test_with_goal_target_training_tells_the_recorded_grasp_and_validation_the_g
     trainer.train()
     with pytest.raises(ConfigError, match='goal_target'):
         Trainer(params(dataset, tmp_path / 'x', goal_target=True, init=str(trainer.out / 'g')))
+
+
+def test_a_fresh_expert_keeps_the_prefix_and_learns_the_target_from_its_first_step(
+    dataset, tmp_path
+):
+    plain = Trainer(params(dataset, tmp_path / 'plain', steps=4))
+    start = plain.train()
+    assert not plain.config.goal_target
+    with pytest.raises(ConfigError, match='fresh_expert:=true'):
+        Trainer(params(dataset, tmp_path / 'x', goal_target=True, init=str(start)))
+    with pytest.raises(ConfigError, match='init:='):
+        Trainer(params(dataset, tmp_path / 'x', fresh_expert=True))
+    told = Trainer(
+        params(dataset, tmp_path / 'told', goal_target=True, fresh_expert=True, init=str(start))
+    )
+    assert told.config.goal_target
+    before, after = load_checkpoint(start)[0].state_dict(), told.model.state_dict()
+    for name, weights in after.items():
+        if name.startswith(EXPERT_PARTS):
+            assert name not in before or not torch.equal(weights, before[name]), name
+        else:
+            assert torch.equal(weights, before[name]), name
 
 
 def test_grounding_scenes_with_another_field_of_view_are_refused(dataset, tmp_path):

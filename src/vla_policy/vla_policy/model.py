@@ -218,6 +218,18 @@ def time_embedding(t: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([angle.sin(), angle.cos()], dim=-1)
 
 
+# The action expert's parameters (names in the state dict): what turns noise into a chunk.
+EXPERT_PARTS = (
+    'target_in.',
+    'action_in.',
+    'action_time_mlp.',
+    'action_position',
+    'expert_layers.',
+    'action_norm.',
+    'action_out.',
+)
+
+
 class VlaModel(nn.Module):
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
@@ -258,6 +270,17 @@ class VlaModel(nn.Module):
         dims = torch.zeros(c.max_action_dim, dtype=torch.bool)
         dims[: c.action_dim] = True
         self.register_buffer('action_dim_mask', dims, persistent=False)
+
+    def with_fresh_expert(self, goal_target: bool) -> VlaModel:
+        """This model's prefix and goal token under a newly initialised action expert.
+
+        An expert trained without `goal_target` learns to ignore the target when it is added
+        later; a new one, trained with the target from its first step, follows it.
+        """
+        fresh = VlaModel(replace(self.config, goal_target=goal_target)).to(self.device)
+        kept = {k: v for k, v in self.state_dict().items() if not k.startswith(EXPERT_PARTS)}
+        fresh.load_state_dict(kept, strict=False)  # all but the expert, which stays new
+        return fresh
 
     def train(self, mode: bool = True) -> VlaModel:
         super().train(mode)

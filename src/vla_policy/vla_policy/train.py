@@ -119,11 +119,18 @@ class Trainer:
         robot = self._robot_config(cameras)
         torch.manual_seed(p['seed'])
         shapes = {c: data.camera_shape(c) for c in cameras}
+        if p['fresh_expert'] and not initial:
+            raise ConfigError('fresh_expert:=true keeps the prefix of a checkpoint: give init:=')
         if initial:  # fine-tuning: the checkpoint's model, on this dataset's images
-            if p['goal_target'] and not initial.goal_target:
-                raise ConfigError(f'goal_target:=true needs a new model; {p["init"]} has none')
+            if p['goal_target'] and not (initial.goal_target or p['fresh_expert']):
+                raise ConfigError(
+                    f'goal_target:=true needs a new action expert; {p["init"]} has none: '
+                    'add fresh_expert:=true'
+                )
             self.model = load_checkpoint(p['init'], robot)[0].to(self.device)
             self.model.config.camera_shapes = shapes
+            if p['fresh_expert']:
+                self.model = self.model.with_fresh_expert(p['goal_target'] or initial.goal_target)
         else:
             extra = {'goal_target': True} if p['goal_target'] else {}
             config = preset_config(

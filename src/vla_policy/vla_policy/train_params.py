@@ -36,6 +36,12 @@ TRAIN_PARAMETERS = [
     Param('seed', 0, 'Seed of initialisation, split and every random draw.'),
     Param('resume', False, 'Continue from output/train_state.'),
     Param('init', '', 'Fine-tune from this checkpoint directory (its config replaces preset).'),
+    Param(
+        'fresh_expert',
+        False,
+        'With init: keep its prefix and goal token, start a new action expert (with '
+        'goal_target:=true, the way to add a target a trained expert would ignore).',
+    ),
     Param('lora_rank', 0, 'LoRA rank on the prefix transformer (peft; 0: full fine-tuning).'),
     Param('lora_alpha', 16.0, 'LoRA scale numerator (adapter output x alpha / rank).'),
     Param(
