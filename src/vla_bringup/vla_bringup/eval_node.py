@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from rclpy.action import ActionClient
 from sensor_msgs.msg import Image
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
@@ -31,6 +30,8 @@ from vla_msgs.srv import ResetScene
 from vla_perception.image_conversion import image_to_numpy
 from vla_perception.image_conversion import to_rgb8
 
+RUN_INSTRUCTION = 'vla/run_instruction'
+
 
 def _seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
@@ -44,7 +45,7 @@ class EvaluationSession(GraphSession):
         fps: float,
         say: Callable[[str], None],
     ) -> None:
-        super().__init__('vla_eval')
+        super().__init__('vla_eval', actions=[(RunInstruction, RUN_INSTRUCTION)])
         self.args = arguments
         self.say = say
         self.fps = fps
@@ -64,7 +65,7 @@ class EvaluationSession(GraphSession):
             self.node.create_subscription(
                 Image, f'camera/{camera}/image_raw', self._on_image, IMAGE_QOS
             )
-        self._action = ActionClient(self.node, RunInstruction, 'vla/run_instruction')
+        self._action = self.actions[RUN_INSTRUCTION]
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         now = self.node.get_clock().now().nanoseconds * 1e-9
@@ -126,7 +127,7 @@ class EvaluationSession(GraphSession):
         chunks_before = self._chunks
         with self._lock:
             self._range = None
-        handle = self.wait(self._action.send_goal_async(goal), 'vla/run_instruction', 10.0)
+        handle = self.wait(self._action.send_goal_async(goal), RUN_INSTRUCTION, 10.0)
         if not handle.accepted:
             raise SessionError('the policy node refused the goal')
         result = self.wait(handle.get_result_async(), 'the run', a['timeout_s'] + 30.0).result

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.action import ActionClient
 from rclpy.executors import ExternalShutdownException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
@@ -25,11 +27,14 @@ class SessionError(RuntimeError):
 class GraphSession:
     """An rclpy node in its own context, spun in a thread; calls block the caller only."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, actions: Sequence[tuple[type, str]] = ()) -> None:
         self._context = rclpy.Context()
         # args=[]: the vla command line is not ROS arguments; the runner owns Ctrl-C.
         rclpy.init(args=[], context=self._context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, context=self._context)
+        # Action clients are made before the executor spins: rclpy adds one to the node before
+        # it is whole, and a spin in between fails on it ('ActionClient' has no '_lock').
+        self.actions = {n: ActionClient(self.node, kind, n) for kind, n in actions}
         self._clients: dict[str, object] = {}
         self.diagnostics: dict[str, tuple[dict[str, str], float]] = {}
         """Latest values per diagnostics status suffix (e.g. 'recorder'), with arrival time."""
