@@ -191,8 +191,9 @@ def test_policy_on_the_gpu_host_drives_the_arm_on_the_robot_host(two_hosts, chec
     assert seen_by_probe['chunk_joint_names'] == seen_by_probe['state_joint_names']
     sequences = seen_by_probe['sequences']
     assert sequences == sorted(set(sequences)), 'chunk sequence numbers must increase'
-    # Stamp = capture time of the observation; arrival includes inference and the hop.
-    assert 0 < seen_by_probe['chunk_delay_s_max'] < 2.0
+    # Stamp = capture time of the observation; arrival includes inference and the hop. The
+    # upper bound catches a stamp from another clock, not slowness (2.1 s under a CPU hog).
+    assert 0 < seen_by_probe['chunk_delay_s_max'] < 10.0
     # The frames went over the link, not through shared memory (at the checkpoint's 120x160,
     # two rgb8 cameras at 15 fps are 1.7 MB/s, and the wait above took seconds).
     crossed = two_hosts.rx_bytes('gpu') - rx_before
